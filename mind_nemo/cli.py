@@ -57,11 +57,25 @@ def validate_overrides(config_name: str, overrides: list[str]) -> str | None:
     return None
 
 
+def _append_means_set(args: list[str], error: str) -> list[str] | None:
+    """``+key=v`` on a key the schema already has means "set it": rewrite it as ``++key=v``."""
+    marker = "An item is already at '"
+    if marker not in error:
+        return None
+    key = error.split(marker, 1)[1].split("'", 1)[0]
+    rewritten = [f"+{a}" if a.startswith(f"+{key}=") else a for a in args]
+    return rewritten if rewritten != args else None
+
+
 def run_hydra_main(config_name: str, hydra_main: Callable[[], Any]) -> None:
     """Validate ``sys.argv`` overrides for ``config_name``, then run the Hydra main."""
     args = sys.argv[1:]
     if not any(arg.startswith("-") for arg in args):
         error = validate_overrides(config_name, args)
+        while error and (rewritten := _append_means_set(args, error)):
+            args = rewritten
+            error = validate_overrides(config_name, args)
+        sys.argv[1:] = args
         if error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -4,7 +4,8 @@ Every LLM backend we support (transformers serve, vLLM, SGLang, TensorRT-LLM's t
 endpoints) speaks this protocol, so generation needs exactly one client. It owns the failure
 policy: each request has a timeout; 429, 5xx, timeouts, connection errors and malformed bodies
 are retried with exponential backoff and full jitter (``Retry-After`` wins when the server sends
-it); other 4xx answers fail at once. A request that exhausts its retries raises
+it); other 4xx answers fail at once. The transport is aiohttp: its connection pool stays cheap
+with hundreds of open connections, where httpx's pool scans every connection per request. A request that exhausts its retries raises
 :class:`RequestFailed` with a short reason, which the engine records instead of crashing.
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -108,21 +110,30 @@ class OpenAICompatibleClient:
         self.max_retries = max_retries
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 30.0))
+        self._max_connections = max_connections
+        self._url = base_url.rstrip("/") + (
+            "/chat/completions" if api == "chat" else "/completions"
         )
-        self._path = "/chat/completions" if api == "chat" else "/completions"
+        self._session: aiohttp.ClientSession | None = None
         #: Monotonic time of the last answer of any kind from the server (dead-server watch).
         self.last_response_at = time.monotonic()
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The session, created lazily inside the running event loop."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._max_connections, force_close=False),
+            )
+        return self._session
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> OpenAICompatibleClient:
         return self
@@ -161,19 +172,21 @@ class OpenAICompatibleClient:
 
     async def _attempt(self, body: dict) -> tuple[str, str, int, int, int]:
         try:
-            response = await self._http.post(self._path, json=body)
-        except httpx.TimeoutException as err:
-            raise _Retry("timeout", type(err).__name__) from None
-        except httpx.TransportError as err:
+            async with self._http().post(self._url, json=body) as response:
+                status = response.status
+                raw = await response.read()
+                retry_after = response.headers.get("retry-after")
+        except TimeoutError:
+            raise _Retry("timeout", f"no answer within {self._timeout.total}s") from None
+        except aiohttp.ClientError as err:
             raise _Retry("connection_error", f"{type(err).__name__}: {err}"[:200]) from None
         self.last_response_at = time.monotonic()
-        status = response.status_code
+        text = raw[:200].decode("utf-8", "replace")
         if status in RETRYABLE_STATUS or status >= 500:
-            after = parse_retry_after(response.headers.get("retry-after"))
-            raise _Retry(f"http_{status}", response.text[:200], after)
+            raise _Retry(f"http_{status}", text, parse_retry_after(retry_after))
         if status >= 400:
-            raise RequestFailed(f"http_{status}", response.text[:200])
+            raise RequestFailed(f"http_{status}", text)
         try:
-            return parse_completion(response.json(), self.api)
+            return parse_completion(json.loads(raw), self.api)
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise _Retry("malformed_body", f"{type(err).__name__}: {err}"[:200]) from None

@@ -39,7 +39,7 @@ from mind_nemo.run_settings import (
     resolve_shard,
     typed_config,
 )
-from mind_nemo.servers import ServerHandle, open_server
+from mind_nemo.servers import ServerHandle, check_server_config, open_server
 from mind_nemo.shard_store import ShardStore, count_by_reason
 
 log = logging.getLogger("mind_nemo.synthesize")
@@ -136,6 +136,7 @@ class SynthesizeRun:
         cfg = self.cfg
         if cfg.limit is not None and cfg.limit < 0:
             raise UserError(f"limit must be >= 0 or null, not {cfg.limit}")
+        check_server_config(cfg.server)
         check_run_identity(self.run_dir, cfg, self.prompts, record=False)
         reader = CorpusReader(cfg.corpus)
         tokenizer = load_tokenizer(cfg.server.tokenizer or cfg.server.model)

@@ -110,16 +110,25 @@ def api_key_from_env(cfg: ServerConfig) -> str | None:
     return key
 
 
-@contextlib.contextmanager
-def open_server(cfg: ServerConfig, log_dir: Path) -> Iterator[ServerHandle]:
-    """Yield a healthy endpoint for ``cfg``; a launched server is stopped on the way out."""
+def check_server_config(cfg: ServerConfig) -> None:
+    """Catch server settings that cannot work before anything slow happens."""
     if cfg.type not in SERVER_TYPES:
         raise UserError(
             f"unknown server.type {cfg.type!r}; choose one of: {', '.join(SERVER_TYPES)}"
         )
+    if cfg.type == "openai" and not cfg.base_url:
+        raise UserError("server.type=openai needs server.base_url (e.g. http://host:8000/v1)")
+    if cfg.api not in ("chat", "completions"):
+        raise UserError(f"server.api must be 'chat' or 'completions', not {cfg.api!r}")
+    api_key_from_env(cfg)
+
+
+@contextlib.contextmanager
+def open_server(cfg: ServerConfig, log_dir: Path) -> Iterator[ServerHandle]:
+    """Yield a healthy endpoint for ``cfg``; a launched server is stopped on the way out."""
+    check_server_config(cfg)
     if cfg.type == "openai":
-        if not cfg.base_url:
-            raise UserError("server.type=openai needs server.base_url (e.g. http://host:8000/v1)")
+        assert cfg.base_url
         handle = ServerHandle(cfg.base_url.rstrip("/"), cfg.model, api_key_from_env(cfg))
         wait_healthy(handle, cfg.startup_timeout_s, f"server {cfg.base_url}")
         yield handle

@@ -1,0 +1,162 @@
+"""Shared fixtures: a tiny real model for fast server tests, and real synthesize runs.
+
+``tiny_model_dir`` is a randomly initialised 2-layer llama with the embedded model's tokenizer,
+small enough that ``transformers serve`` answers in well under a second on CPU. The
+``embedded_run_dir`` fixture runs the real ``synthesize`` stage with the real packaged
+SmolLM2-135M-Instruct once per session (slow; shared by every test that needs real output).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_stage(stage: str, *overrides: str, timeout: float = 600, check: bool = True, env=None):
+    """Run ``python -m mind_nemo.<stage> overrides...`` as a user would; return the result."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"mind_nemo.{stage}", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{stage} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    from mind_nemo.embedded_model import load_embedded_tokenizer
+
+    return load_embedded_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, embedded_tokenizer) -> Path:
+    """A 2-layer random llama saved as a model directory with the embedded tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(embedded_tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        bos_token_id=embedded_tokenizer.bos_token_id,
+        eos_token_id=embedded_tokenizer.eos_token_id,
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny_llama")
+    model.save_pretrained(path)
+    embedded_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedded_run_dir(tmp_path_factory) -> Path:
+    """A real synthesize run: all seven styles on 2 sample contexts with the packaged model."""
+    out = tmp_path_factory.mktemp("embedded_run") / "run"
+    run_stage(
+        "synthesize",
+        "+style=all",
+        "limit=2",
+        "server.max_new_tokens=160",
+        "engine.max_concurrent_requests=16",
+        f"output_dir={out}",
+        "progress=false",
+        timeout=900,
+    )
+    return out
+
+
+class StubProcess:
+    """A ``mind_nemo.servers.stub`` server in a subprocess on a free loopback port."""
+
+    def __init__(self, *args: str) -> None:
+        import httpx
+
+        from mind_nemo.servers import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(self.port), *args]
+        )
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            import time
+
+            time.sleep(0.05)
+        raise RuntimeError("stub server did not start")
+
+    def overrides(self) -> list[str]:
+        """synthesize overrides that point at this stub (tokenizer: the embedded one)."""
+        return [
+            "server=openai",
+            f"server.base_url={self.url}",
+            "server.model=stub",
+            "server.tokenizer=embedded",
+            "server.api_key_env=null",
+        ]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def stub_server():
+    """Factory: ``stub_server('--latency', '0,0.01')`` starts a stub; all are stopped after."""
+    started: list[StubProcess] = []
+
+    def start(*args: str) -> StubProcess:
+        stub = StubProcess(*args)
+        started.append(stub)
+        return stub
+
+    yield start
+    for stub in started:
+        stub.stop()
+
+
+def write_corpus(path: Path, n_docs: int, paragraphs: int = 3) -> Path:
+    """A synthetic math corpus of ``n_docs`` JSONL documents with ids ``doc-00000``..."""
+    import json
+
+    with open(path, "w") as f:
+        for i in range(n_docs):
+            body = "\n\n".join(
+                f"## Part {p}\n\nLet $x = {i + p}$. Then $x^2 = {(i + p) ** 2}$ and "
+                f"$2x + {p} = {2 * (i + p) + p}$. We check it twice." * 3
+                for p in range(paragraphs)
+            )
+            f.write(json.dumps({"id": f"doc-{i:05d}", "text": body, "url": f"u{i}"}) + "\n")
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Every line of a JSONL file, parsed strictly (a torn line fails the test)."""
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
