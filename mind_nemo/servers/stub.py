@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -100,6 +101,10 @@ class StubServer:
                 self._send(writer, 404, b"{}")
             await writer.drain()
             return True
+        if not path.endswith(("/chat/completions", "/completions")):
+            self._send(writer, 404, b'{"error":"no such endpoint"}')
+            await writer.drain()
+            return True
         self.requests += 1
         lo, hi = self.s.latency
         if hi > 0:
@@ -172,10 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = StubSettings(
         (lo, hi), args.fault_rate, tuple(args.faults.split(",")), args.stall, args.words, args.seed
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, settings))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
