@@ -40,6 +40,18 @@ def _merge(paths: list[Path]) -> Iterator[Record]:
     return heapq.merge(*(_read(p) for p in paths), key=lambda r: r[0])
 
 
+def _merge_to_file(group: list[Path], folder: Path) -> Path:
+    if len(group) == 1:
+        return group[0]
+    fd, name = tempfile.mkstemp(prefix="merged-", suffix=".jsonl", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for key, payload in _merge(group):
+            f.write(json.dumps([list(key), payload], ensure_ascii=False) + "\n")
+    for path in group:
+        path.unlink()
+    return Path(name)
+
+
 def external_sort(
     records: Iterable[Record], folder: Path, buffer_rows: int = 50_000, fan_in: int = 64
 ) -> Iterator[Record]:
@@ -64,15 +76,10 @@ def external_sort(
             return
         runs.append(_spill(buffer, folder))
         buffer = []
-        while len(runs) > fan_in:
-            group, runs = runs[:fan_in], runs[fan_in:]
-            fd, name = tempfile.mkstemp(prefix="merged-", suffix=".jsonl", dir=folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for key, payload in _merge(group):
-                    f.write(json.dumps([list(key), payload], ensure_ascii=False) + "\n")
-            for path in group:
-                path.unlink()
-            runs.append(Path(name))
+        while len(runs) > fan_in:  # merge in rounds, keeping runs in input order (stability)
+            runs = [
+                _merge_to_file(runs[i : i + fan_in], folder) for i in range(0, len(runs), fan_in)
+            ]
         yield from _merge(runs)
     finally:
         for path in runs:

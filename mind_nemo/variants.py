@@ -58,7 +58,10 @@ def context_record(row: dict[str, Any], count_tokens: Callable[[str], int]) -> R
     doc, index = str(row["document_id"]), int(row["index"])
     start, end = row.get("token_start"), row.get("token_end")
     tokens = end - start if isinstance(start, int) and isinstance(end, int) else None
-    payload = {"text": row["text"], "tokens": tokens if tokens is not None else count_tokens(row["text"])}
+    payload = {
+        "text": row["text"],
+        "tokens": tokens if tokens is not None else count_tokens(row["text"]),
+    }
     return (doc, index, CONTEXT, 0, "", 0), payload
 
 
@@ -131,25 +134,33 @@ def build_rows(
     for (doc, index), context, conversations in groups:
         ids = {"document_id": doc, "context_index": index}
         if "raw" in names and context is not None:
-            yield "raw", {"text": context["text"], "variant": "raw", **ids,
-                          "tokens": context["tokens"]}  # fmt: skip
+            yield (
+                "raw",
+                {"text": context["text"], "variant": "raw", **ids, "tokens": context["tokens"]},
+            )
         if not conversations:
             continue
         if "longest" in names:
-            best = max(conversations, key=lambda c: (c["tokens"], -style_rank(c["conversational_style"]), -c["sample"]))
+            best = max(
+                conversations,
+                key=lambda c: (c["tokens"], -style_rank(c["conversational_style"]), -c["sample"]),
+            )
             yield "longest", {**best, "variant": "longest", **ids}
         if "all" in names:
             for conversation in conversations:
                 yield "all", {**conversation, "variant": "all", **ids}
         if "concat" in names and context is not None:
-            yield "concat", {
-                "text": separator.join([context["text"], *(c["text"] for c in conversations)]),
-                "variant": "concat",
-                **ids,
-                "styles": [c["conversational_style"] for c in conversations],
-                "keys": [c["key"] for c in conversations],
-                "tokens": context["tokens"] + sum(c["tokens"] for c in conversations),
-            }
+            yield (
+                "concat",
+                {
+                    "text": separator.join([context["text"], *(c["text"] for c in conversations)]),
+                    "variant": "concat",
+                    **ids,
+                    "styles": [c["conversational_style"] for c in conversations],
+                    "keys": [c["key"] for c in conversations],
+                    "tokens": context["tokens"] + sum(c["tokens"] for c in conversations),
+                },
+            )
 
 
 def build_variants(
@@ -166,7 +177,11 @@ def build_variants(
     names = list(dict.fromkeys(cfg.names))
     records = itertools.chain(
         (context_record(c, count_tokens) for c in contexts),
-        (conversation_record(r) for r in conversations if r["conversational_style"] not in excluded),
+        (
+            conversation_record(r)
+            for r in conversations
+            if r["conversational_style"] not in excluded
+        ),
     )
     sorted_records = external_sort(records, partial / ".sort", cfg.sort_buffer_rows)
     writers = {name: PartWriter(partial / name, cfg.rows_per_file) for name in names}

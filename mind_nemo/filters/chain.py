@@ -18,7 +18,9 @@ from mind_nemo.filters.length import EmptyFilter, MinTokensFilter, TruncatedFilt
 from mind_nemo.filters.structure import NormalizeSpeakers, StructureFilter
 
 
-def build_chain(settings: FilterSettings, instructions: dict[str, str] | None = None) -> list[Filter]:
+def build_chain(
+    settings: FilterSettings, instructions: dict[str, str] | None = None
+) -> list[Filter]:
     """The enabled filters, in order; ``instructions`` maps style -> its prompt's words."""
     chain: list[Filter] = [EmptyFilter()]
     if settings.length.enabled and settings.length.drop_truncated:

@@ -10,9 +10,10 @@ token minimum) into one line too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from mind_nemo.config import ServerConfig
 from mind_nemo.errors import UserError
@@ -185,9 +186,17 @@ class FilterStageConfig:
     variants: VariantsConfig = field(default_factory=VariantsConfig)
 
 
+def filtered_dir(run_dir: str) -> str:
+    """Default output folder: a sibling of the run, ``<run>-filtered`` (trailing ``/`` ignored)."""
+    path = Path(run_dir)
+    return str(path.with_name(f"{path.name}-filtered"))
+
+
 def register_filter_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="filter_schema", node=FilterStageConfig)
+    if not OmegaConf.has_resolver("mind_nemo.filtered_dir"):
+        OmegaConf.register_new_resolver("mind_nemo.filtered_dir", filtered_dir)
 
 
 def _ratio(name: str, value: float) -> None:
@@ -233,8 +242,7 @@ def check_settings(cfg: FilterStageConfig) -> None:
     _at_least("judge.batch_size", cfg.judge.batch_size, 1)
     unknown = [n for n in cfg.variants.names if n not in VARIANT_NAMES]
     if unknown:
-        raise UserError(
-            f"unknown variant {unknown[0]!r} in variants.names; choose from: {', '.join(VARIANT_NAMES)}"
-        )
+        choices = ", ".join(VARIANT_NAMES)
+        raise UserError(f"unknown variant {unknown[0]!r} in variants.names; choose from: {choices}")
     _at_least("variants.rows_per_file", cfg.variants.rows_per_file, 1)
     _at_least("variants.sort_buffer_rows", cfg.variants.sort_buffer_rows, 1)

@@ -86,8 +86,9 @@ def _commit(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def rewrite(layout: OutputLayout, shards: list[str], drops: Drops, originals: set[int],
-            tally: Tally) -> dict[str, dict[str, Any]]:  # fmt: skip
+def rewrite(
+    layout: OutputLayout, shards: list[str], drops: Drops, originals: set[int], tally: Tally
+) -> dict[str, dict[str, Any]]:
     """Final conversations and rejects per shard; return per-shard counts and checksums."""
     keys: dict[int, str] = {}
     uid = 0
@@ -113,7 +114,9 @@ def rewrite(layout: OutputLayout, shards: list[str], drops: Drops, originals: se
                     reason, original = shard_drops[row_number]
                     tally.reject(style, reason)
                     extra = {"duplicate_of": keys.get(original, str(original))}
-                    rejected.append(json.dumps(rejected_row(row, reason, **extra), ensure_ascii=False))
+                    rejected.append(
+                        json.dumps(rejected_row(row, reason, **extra), ensure_ascii=False)
+                    )
                     dropped += 1
                 else:
                     tally.keep(style, row, row.get("filter_notes"))
@@ -161,9 +164,15 @@ def _sum_judge(markers: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return total
 
 
-def finalize(layout: OutputLayout, source: SourceRun, cfg: FilterStageConfig,
-             markers: dict[str, dict[str, Any]], signer: Signer | None,
-             count_tokens: Callable[[str], int], settings_hash: str) -> dict[str, Any]:  # fmt: skip
+def finalize(
+    layout: OutputLayout,
+    source: SourceRun,
+    cfg: FilterStageConfig,
+    markers: dict[str, dict[str, Any]],
+    signer: Signer | None,
+    count_tokens: Callable[[str], int],
+    settings_hash: str,
+) -> dict[str, Any]:
     started = time.monotonic()
     shards = source.shards
     layout.manifest.unlink(missing_ok=True)  # nothing looks finished while we rewrite

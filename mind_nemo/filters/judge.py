@@ -34,7 +34,8 @@ CRITERIA: tuple[str, ...] = (
 )
 BUILTIN_JUDGE_PROMPT = Path(__file__).resolve().parents[1] / "prompts" / "judge.yaml"
 _SCORE = {
-    name: re.compile(rf"{name.replace('_', r'[ _-]?')}\W{{0,6}}([1-5])\b", re.I) for name in CRITERIA
+    name: re.compile(rf"{name.replace('_', r'[ _-]?')}\W{{0,6}}([1-5])\b", re.I)
+    for name in CRITERIA
 }
 
 

@@ -1,13 +1,13 @@
 """Where a filtered run keeps what (one place, so the stage, the report and tests agree)::
 
-    config.yaml                      the resolved filter config
-    filter_identity.json             source run + settings hash; a rerun must match it
-    manifests/shard-*.json           pass 1 done for a shard (counts, input checksum)
-    work/                            pass 1 staging: kept rows, rejects, dedup signatures
-    conversations/shard-*.jsonl      kept conversations (after dedup), one per source shard
-    rejects/shard-*.jsonl            every rejected row with its ``reject_reason``
-    variants/<name>/part-*.jsonl     LONGEST / ALL / CONCAT / RAW training sets
-    manifest.json                    written last: counts, reasons, tokens, variants, checksums
+config.yaml                      the resolved filter config
+filter_identity.json             source run + settings hash; a rerun must match it
+manifests/shard-*.json           pass 1 done for a shard (counts, input checksum)
+work/                            pass 1 staging: kept rows, rejects, dedup signatures
+conversations/shard-*.jsonl      kept conversations (after dedup), one per source shard
+rejects/shard-*.jsonl            every rejected row with its ``reject_reason``
+variants/<name>/part-*.jsonl     LONGEST / ALL / CONCAT / RAW training sets
+manifest.json                    written last: counts, reasons, tokens, variants, checksums
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from mind_nemo.jsonl import write_json_atomic
 
 IDENTITY = "filter_identity.json"
 OWNED = (
-    "conversations", "rejects", "variants", "variants.partial", "variants.old", "manifests", "work"
+    "conversations",
+    "rejects",
+    "variants",
+    "variants.partial",
+    "variants.old",
+    "manifests",
+    "work",
 )
 OWNED_FILES = ("manifest.json", IDENTITY, "config.yaml", "report.md", "report.html")
 

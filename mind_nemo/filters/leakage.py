@@ -10,7 +10,7 @@ Three kinds, handled differently:
 - the style instruction echoed inside the text (shingles of the prompt's own words):
   ``instruction_echo``;
 - the model talking about itself ("as an AI", "I'm a chatbot") anywhere: ``meta_text``, and a
-  refusal at the start: ``refusal``. These cannot be cut out safely.
+  refusal before the first turn: ``refusal``. These cannot be cut out safely.
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ _META_NOUN = (
     r"|script|rewrite|rewritten (?:text|version)|version|role[- ]?play)"
 )
 _INTRO = [
-    re.compile(rf"^(?:here(?:'s| is| are)|below is|below you will find|the following is)\b"
-               rf".*\b{_META_NOUN}"),
-    re.compile(r"^(?:i(?:'ll| will| have|'ve)|let me|let's|we(?:'ll| will))\s+(?:now\s+)?"
-               r"(?:write|create|rewrite|turn|recast|present|generate|draft|compose)\b"),
+    re.compile(
+        rf"^(?:here(?:'s| is| are)|below is|below you will find|the following is)\b"
+        rf".*\b{_META_NOUN}"
+    ),
+    re.compile(
+        r"^(?:i(?:'ll| will| have|'ve)|let me|let's|we(?:'ll| will))\s+(?:now\s+)?"
+        r"(?:write|create|rewrite|turn|recast|present|generate|draft|compose)\b"
+    ),
     re.compile(rf"^(?:a |an |the )?{_META_NOUN}\b[^\n]{{0,120}}$"),
     re.compile(r"^title\s*:"),
-]  # fmt: skip
+]
 #: Short one-line acknowledgements ("Sure!", "Certainly, here you go:").
 _ACK = re.compile(
     r"^(?:sure|certainly|of course|okay|ok|absolutely|great|alright|no problem|here you go)\b"
@@ -109,15 +113,17 @@ class LeakageFilter:
         if len(paragraph) > self.cfg.max_meta_chars:
             return False
         folded = fold(paragraph)
-        if patterns is _INTRO and "\n" not in paragraph.strip() and len(paragraph) <= 160:
-            if _ACK.match(folded):
-                return True
+        one_short_line = "\n" not in paragraph.strip() and len(paragraph) <= 160
+        if patterns is _INTRO and one_short_line and _ACK.match(folded):
+            return True
         return any(p.search(folded) for p in patterns)
 
     def __call__(self, item: Item) -> Verdict:
         text = item.text
         folded = text.casefold().replace("’", "'")
-        if _REFUSAL.search(folded[:300]):
+        # A refusal opens the answer; inside a speaker's turn "I can't see why" is just speech.
+        opening = item.dialogue.preamble if item.dialogue.turns else text[:300]
+        if _REFUSAL.search(opening.casefold().replace("’", "'")):
             return Verdict.drop("refusal")
         if _SELF.search(folded):
             return Verdict.drop("meta_text")
@@ -136,9 +142,9 @@ class LeakageFilter:
         reason = "instruction_echo" if echo else "meta_preamble" if head else "meta_closing"
         if not self.cfg.strip or not body:
             return Verdict.drop(reason)
-        if not any(match_label(line) for p in body for line in p.splitlines()):
-            if item.dialogue.turns:  # the dialogue was inside what we would cut
-                return Verdict.drop(reason)
+        body_has_turns = any(match_label(line) for p in body for line in p.splitlines())
+        if item.dialogue.turns and not body_has_turns:  # the dialogue is in what we would cut
+            return Verdict.drop(reason)
         notes = (("stripped_preamble",) if head else ()) + (("stripped_closing",) if tail else ())
         cut = text[spans[head][0] : spans[len(spans) - tail - 1][1]].strip()
         return Verdict.repair(cut, *notes)

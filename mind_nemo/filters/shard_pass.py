@@ -28,7 +28,7 @@ from mind_nemo.filters.chain import run_chain
 from mind_nemo.filters.config import FilterSettings
 from mind_nemo.filters.contexts import ContextIndex
 from mind_nemo.filters.dedup import SignatureWriter, Signer, fingerprint
-from mind_nemo.filters.judge import Judge
+from mind_nemo.filters.judge import Judge, JudgeStats
 from mind_nemo.filters.layout import OutputLayout
 from mind_nemo.filters.rows import (
     UNKNOWN_STYLE,
@@ -79,8 +79,9 @@ def _tmp(path: Path) -> Path:
 
 
 class ShardPass:
-    def __init__(self, layout: OutputLayout, shard: str, source: Path, contexts: Path,
-                 tools: ShardTools) -> None:  # fmt: skip
+    def __init__(
+        self, layout: OutputLayout, shard: str, source: Path, contexts: Path, tools: ShardTools
+    ) -> None:
         self.layout, self.shard, self.source, self.tools = layout, shard, source, tools
         self.contexts_path = contexts
         self.tally = Tally()
@@ -90,6 +91,8 @@ class ShardPass:
     def run(self, input_sha: str) -> dict[str, Any]:
         started = time.monotonic()
         layout, shard = self.layout, self.shard
+        if self.tools.judge is not None:
+            self.tools.judge.stats = JudgeStats()  # per shard: markers are summed later
         targets = layout.staged(shard)
         for path in targets:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +102,13 @@ class ShardPass:
         self.kept = JsonlAppender(kept_tmp)
         self.rejects = JsonlAppender(rejects_tmp)
         self.signatures = SignatureWriter(fp_tmp, sig_tmp)
-        bar = tqdm(desc=f"filter {shard}", unit="conv", disable=not self.tools.progress,
-                   file=sys.stderr, mininterval=0.5)  # fmt: skip
+        bar = tqdm(
+            desc=f"filter {shard}",
+            unit="conv",
+            disable=not self.tools.progress,
+            file=sys.stderr,
+            mininterval=0.5,
+        )
         try:
             batch: list[Item] = []
             for number, row, raw in read_lines(self.source):
@@ -146,8 +154,9 @@ class ShardPass:
         self.tally.reject(style, reason)
         self.rejects.append(json.dumps(rejected_row(row, reason), ensure_ascii=False))
 
-    def _check(self, number: int, row: dict[str, Any] | None, raw: str,
-               contexts: ContextIndex) -> Item | None:  # fmt: skip
+    def _check(
+        self, number: int, row: dict[str, Any] | None, raw: str, contexts: ContextIndex
+    ) -> Item | None:
         """Run the chain on one line; the item if it survives, else None (rejected)."""
         if row is None:
             self.malformed.add(number, "not a JSON object")

@@ -86,7 +86,9 @@ def open_source_run(run_dir: Path, allow_incomplete: bool = False) -> SourceRun:
             log.warning("%s is not valid YAML; using defaults", config_path)
     problems = _incomplete(run_dir, shards)
     if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
         if not allow_incomplete:
             raise UserError(
                 f"{run_dir} is not finished: {shown} (finish synthesis, or allow_incomplete=true)"

@@ -39,14 +39,16 @@ _BOLD_LINE = re.compile(rf"^[ \t]*(?:\*\*|__){_NAME}{_PAREN}[ \t]*[:：]?(?:\*\*
 
 #: First words of labels that head sections, not speakers.
 NOT_SPEAKERS = frozenset(
-    """step steps example examples note notes solution solutions proof problem problems hint
+    """
+    step steps example examples note notes solution solutions proof problem problems hint
     definition theorem lemma corollary remark exercise case part section chapter equation
-    formula given result results conclusion summary input output explanation method title
-    topic subject context text conversation dialogue dialog debate interview transcript scene
-    setting source reference references where therefore thus so hence then first second third
-    finally also but and now let here chat history key rule rules property claim goal task
-    instruction instructions objective warning important tip caution figure table
-    http https www worked recap overview introduction background""".split()
+    formula given result results conclusion summary input output explanation method title topic
+    subject context text conversation dialogue dialog debate interview transcript scene setting
+    source reference references where therefore thus so hence then first second third finally
+    also but and now let here chat history key rule rules property claim goal task instruction
+    instructions objective warning important tip caution figure table http https www worked
+    recap overview introduction background
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
 

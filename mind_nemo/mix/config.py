@@ -31,7 +31,8 @@ class SourceConfig:
     #: optionally only some styles (e.g. ``[teacher_student]`` or ``[rephrase]``).
     kind: str = "corpus"
     #: corpus: file, directory, glob, saved dataset folder or Hub name; otherwise the run folder.
-    path: str = MISSING
+    #: Required for an enabled source.
+    path: str | None = None
     #: variant name for ``kind=variant``.
     variant: str | None = None
     #: Styles kept for ``kind=conversations`` (empty: every row).
@@ -115,3 +116,6 @@ class MixConfig:
 def register_mix_configs() -> None:
     """Put the schema in Hydra's ConfigStore so ``mix.yaml`` and ``mix/*.yaml`` are validated."""
     ConfigStore.instance().store(name="mix_schema", node=MixConfig)
+
+
+register_mix_configs()

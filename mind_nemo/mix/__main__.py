@@ -1,0 +1,71 @@
+"""``python -m mind_nemo.mix [mix=NAME] [overrides]``: sources -> Megatron .bin/.idx + blend.
+
+Tokenizes every enabled source of the chosen ``mix/`` config in parallel worker processes into
+one indexed dataset per source, then sizes the blend by tokens (the paper's 2:1 math to general)
+and writes ``blend.json``/``data_args.txt`` for Megatron-LM and NeMo plus ``manifest.json``.
+Rerunning the same command reuses every finished source. In a SLURM array each task tokenizes
+its shard (``step=shard``); one more run with ``step=finalize`` merges the parts and plans.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from mind_nemo.cli import run_hydra_main
+from mind_nemo.errors import exit_on_user_error
+from mind_nemo.mix.config import MixConfig, register_mix_configs
+from mind_nemo.mix.run import MixRun
+from mind_nemo.progress import format_table
+from mind_nemo.run_settings import typed_config
+
+register_mix_configs()
+
+
+def print_summary(run: MixRun, manifest: dict[str, Any]) -> None:
+    print()
+    print(f"run folder:   {run.run_dir}")
+    tok = manifest.get("tokenizer") or run.tokenizer.describe()
+    print(f"tokenizer:    {tok['type']} {tok['name']} (vocab {tok['vocab_size']}, eod {tok['eod']})")
+    if manifest["status"] == "shard_complete":
+        rows = [[n, r.get("documents", 0), r.get("tokens", 0), run.session.get(n, "reused")]
+                for n, r in manifest["sources"].items()]  # fmt: skip
+        print(format_table(["source", "documents", "tokens", "this session"], rows))
+        print(f"shard {run.shard_id} of {run.num_shards} done; when every shard is done, run the "
+              "same command with step=finalize")  # fmt: skip
+        return
+    rows = [
+        [n, s["group"], s["documents"], s["tokens"], f"{s['share']:.1%}",
+         f"{s['target_tokens']:,.0f}", round(s["epochs"], 3), s["this_session"]]
+        for n, s in manifest["sources"].items()
+    ]  # fmt: skip
+    headers = ["source", "group", "documents", "tokens", "share", "target tokens", "epochs", "now"]
+    print(format_table(headers, rows))
+    print(f"total:        {manifest['total_tokens']:,.0f} tokens = "
+          f"{manifest['train_samples']:,} samples of {manifest['seq_length']}")  # fmt: skip
+    print(f"Megatron-LM:  --data-args-path {run.run_dir / 'data_args.txt'} "
+          f"--train-samples {manifest['train_samples']}")  # fmt: skip
+    print(f"NeMo:         PreTrainingDataModule(paths=<blend.json nemo.paths>) "
+          f"from {run.run_dir / 'blend.json'}")  # fmt: skip
+
+
+@exit_on_user_error
+def run_mix(raw_cfg: DictConfig) -> dict[str, Any]:
+    cfg: MixConfig = typed_config(raw_cfg, MixConfig)
+    run = MixRun(cfg, raw_cfg)
+    manifest = run.run()
+    print_summary(run, manifest)
+    return manifest
+
+
+@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="mix")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    run_mix(cfg)
+
+
+if __name__ == "__main__":
+    run_hydra_main("mix", main)

@@ -1,0 +1,248 @@
+"""One mix run: tokenize each source (or this shard's part of it), merge, plan, write the blend.
+
+Run folder::
+
+    config.yaml                                  the resolved config of the last session
+    datasets/<source>_text_document.{bin,idx}    one Megatron indexed dataset per source
+    datasets/<source>_text_document.json         its done marker: counts, checksums, identity
+    shards/<source>/shard-*_text_document.*      per-array-task parts (gone once merged)
+    blend.json, data_args.txt                    weights + prefixes for Megatron-LM and NeMo
+    manifest.json                                documents, tokens, share, epochs per source
+
+A source whose marker matches its identity (inputs, their sizes and times, units, tokenizer) is
+reused as is; anything else is redone. The marker is written after the files are renamed into
+place, so an interrupted run never leaves a dataset that looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mind_nemo.errors import UserError
+from mind_nemo.jsonl import write_atomic, write_json_atomic
+from mind_nemo.mix.blend import Plan, assign_groups, plan_mix, write_blend
+from mind_nemo.mix.config import STEPS, MixConfig
+from mind_nemo.mix.merge_shards import merge_datasets, remove_parts, sum_records
+from mind_nemo.mix.pipeline import TokenizerPool, tokenize_units
+from mind_nemo.mix.sources import ResolvedSource, resolve, shard_units
+from mind_nemo.mix.tokenizer import resolve_tokenizer
+from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_done, write_marker
+from mind_nemo.run_settings import resolve_shard
+from mind_nemo.shard_store import shard_name
+
+log = logging.getLogger("mind_nemo.mix")
+
+
+def default_workers() -> int:
+    """CPUs this process may use (SLURM's allocation when inside a job)."""
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_settings(cfg: MixConfig) -> None:
+    if cfg.step not in STEPS:
+        raise UserError(f"step={cfg.step!r} must be one of {', '.join(STEPS)}")
+    checks = [
+        ("workers", cfg.workers, 0), ("batch_bytes", cfg.batch_bytes, 1),
+        ("max_in_flight", cfg.max_in_flight, 1), ("seq_length", cfg.seq_length, 1),
+    ]  # fmt: skip
+    for key, value, low in checks:
+        if value is not None and value < low:
+            raise UserError(f"{key}={value} must be >= {low}")
+    if not cfg.max_epochs > 0:
+        raise UserError(f"max_epochs={cfg.max_epochs} must be > 0")
+    if cfg.total_tokens is not None and not cfg.total_tokens > 0:
+        raise UserError(f"total_tokens={cfg.total_tokens} must be > 0 (or null)")
+
+
+class MixRun:
+    """Everything is checked in the constructor, before a worker starts or a file is written."""
+
+    def __init__(self, cfg: MixConfig, raw_cfg: DictConfig | None = None) -> None:
+        check_settings(cfg)
+        self.cfg, self.raw_cfg = cfg, raw_cfg
+        self.run_dir = Path(cfg.output_dir)
+        self.shard_id, self.num_shards = resolve_shard(cfg.shard_id, cfg.num_shards)
+        self.step = cfg.step if cfg.step != "auto" else ("shard" if self.num_shards > 1 else "all")
+        if self.step == "all" and self.num_shards > 1:
+            raise UserError("step=all runs every shard in one process; use num_shards=1")
+        self.sources = {n: s for n, s in cfg.sources.items() if s.enabled}
+        assign_groups(self.sources, dict(cfg.groups))
+        self.resolved = {n: resolve(n, s, cfg.split_bytes) for n, s in self.sources.items()}
+        self.tokenizer = resolve_tokenizer(cfg.tokenizer)
+        self.workers = default_workers() if cfg.workers is None else cfg.workers
+        self.session: dict[str, str] = {}
+
+    def final_prefix(self, name: str) -> Path:
+        return self.run_dir / "datasets" / f"{name}{SUFFIX}"
+
+    def part_prefix(self, name: str, shard_id: int) -> Path:
+        return self.run_dir / "shards" / name / f"{shard_name(shard_id, self.num_shards)}{SUFFIX}"
+
+    def identity(self, name: str) -> dict[str, Any]:
+        return {"source": self.resolved[name].identity(), "tokenizer": self.tokenizer.fingerprint}
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.raw_cfg is not None:
+            write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.raw_cfg))
+        if self.step == "finalize":
+            records = {n: self._finalize_source(n) for n in self.resolved}
+        else:
+            records = self._tokenize_all()
+        if self.step == "shard":
+            return {"status": "shard_complete", "shard": [self.shard_id, self.num_shards],
+                    "sources": records, "seconds": time.perf_counter() - started}  # fmt: skip
+        cfg = self.cfg
+        plan = plan_mix(self.sources, dict(cfg.groups), records, cfg.total_tokens,
+                        cfg.max_epochs, cfg.seq_length)  # fmt: skip
+        blend = write_blend(self.run_dir, plan)
+        manifest = self._manifest(plan, blend, records, time.perf_counter() - started)
+        write_json_atomic(self.run_dir / "manifest.json", manifest)
+        return manifest
+
+    # ----------------------------------------------------------------------- tokenizing
+
+    def _tokenize_all(self) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+        pool: TokenizerPool | None = None
+        failed = True
+        try:
+            for name in self.resolved:
+                final = None if self.cfg.force else read_done(self.final_prefix(name), self.identity(name))
+                if final is not None:
+                    self.session[name] = "reused"
+                    records[name] = final
+                    continue
+                if self.step == "shard":
+                    target, identity = self.part_prefix(name, self.shard_id), self._part_identity(name)
+                    units = shard_units(self.resolved[name].units, self.shard_id, self.num_shards)
+                    done = None if self.cfg.force else read_done(target, identity)
+                    if done is not None:
+                        self.session[name] = "reused"
+                        records[name] = done
+                        continue
+                else:
+                    target, identity = self.final_prefix(name), self.identity(name)
+                    units = self.resolved[name].units
+                if pool is None:
+                    in_flight = self.cfg.max_in_flight or 2 * max(self.workers, 1)
+                    pool = TokenizerPool(self.tokenizer, self.workers, in_flight)
+                records[name] = self._tokenize(name, units, target, identity, pool)
+                self.session[name] = "tokenized"
+            failed = False
+        finally:
+            if pool is not None:
+                pool.close(abort=failed)
+        return records
+
+    def _part_identity(self, name: str) -> dict[str, Any]:
+        return {**self.identity(name), "shard": [self.shard_id, self.num_shards]}
+
+    def _tokenize(
+        self, name: str, units: list, target: Path, identity: dict[str, Any], pool: TokenizerPool
+    ) -> dict[str, Any]:
+        src = self.resolved[name]
+        writer = DatasetWriter(target, self.tokenizer.dtype)
+        try:
+            stats = tokenize_units(units, src.cfg, pool, writer, self.cfg.batch_bytes, name,
+                                   self.cfg.progress)  # fmt: skip
+            if stats.documents == 0 and self.step == "all":
+                raise UserError(_empty_message(src, stats.to_dict()))
+            info = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        record = {"source": name, "identity": identity, **stats.to_dict(), **info}
+        write_marker(target, record)
+        log.info("%s: %d documents, %d tokens in %.1fs", name, stats.documents, stats.tokens,
+                 stats.seconds)  # fmt: skip
+        return record
+
+    # ----------------------------------------------------------------------- merging
+
+    def _finalize_source(self, name: str) -> dict[str, Any]:
+        identity = self.identity(name)
+        parts = [self.part_prefix(name, i) for i in range(self.num_shards)]
+        part_records = []
+        for i, part in enumerate(parts):
+            identity_i = {**identity, "shard": [i, self.num_shards]}
+            part_records.append(read_done(part, identity_i))
+        if all(r is not None for r in part_records):
+            records = [r for r in part_records if r is not None]
+            totals = sum_records(records)
+            if sum(int(r["documents"]) for r in records) == 0:
+                raise UserError(_empty_message(self.resolved[name], totals))
+            info = merge_datasets(parts, self.final_prefix(name), self.tokenizer.dtype)
+            record = {"source": name, "identity": identity, **totals, **info}
+            write_marker(self.final_prefix(name), record)
+            remove_parts(parts)
+            self.session[name] = "merged"
+            return record
+        final = read_done(self.final_prefix(name), identity)
+        if final is not None:
+            self.session[name] = "reused"
+            return final
+        missing = [shard_name(i, self.num_shards) for i, r in enumerate(part_records) if r is None]
+        raise UserError(
+            f"cannot finalize source {name!r}: {len(missing)} of {self.num_shards} shards are not "
+            f"done ({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); run step=shard "
+            "for them with the same config"
+        )
+
+    # ----------------------------------------------------------------------- reporting
+
+    def _manifest(
+        self, plan: Plan, blend: dict[str, Any], records: dict[str, dict[str, Any]], wall: float
+    ) -> dict[str, Any]:
+        sources = {}
+        for row in plan.rows:
+            record = records[row.name]
+            cfg = self.sources[row.name]
+            sources[row.name] = {
+                "kind": cfg.kind, "path": cfg.path, "variant": cfg.variant,
+                "styles": list(cfg.styles), "group": row.group, "weight": cfg.weight,
+                "documents": row.documents, "tokens": row.tokens, "share": row.share,
+                "natural_share": row.natural_share, "target_tokens": row.target_tokens,
+                "epochs": row.epochs, "this_session": self.session.get(row.name, "reused"),
+                **{k: record.get(k) for k in ("prefix", "bin_bytes", "bin_sha256", "idx_sha256",
+                   "input_bytes", "filtered", "skipped", "seconds", "tokens_per_s", "shards")},
+            }  # fmt: skip
+        return {
+            "status": "complete",
+            "name": self.cfg.name,
+            "tokenizer": self.tokenizer.describe(),
+            "groups": dict(self.cfg.groups),
+            "total_tokens": plan.total_tokens,
+            "seq_length": plan.seq_length,
+            "train_samples": plan.train_samples,
+            "documents": sum(r.documents for r in plan.rows),
+            "tokens": sum(r.tokens for r in plan.rows),
+            "sources": sources,
+            "blend": blend,
+            "session": {"seconds": round(wall, 3), "workers": self.workers,
+                        "sources": dict(self.session)},  # fmt: skip
+        }
+
+
+def _empty_message(src: ResolvedSource, stats: dict[str, Any]) -> str:
+    skipped = ", ".join(f"{k}={v}" for k, v in stats.get("skipped", {}).items())
+    detail = []
+    if skipped:
+        detail.append(f"skipped rows: {skipped}")
+    if stats.get("filtered"):
+        detail.append(f"{stats['filtered']} rows of other styles (styles={list(src.cfg.styles)})")
+    if src.cfg.limit_documents == 0:
+        detail.append("limit_documents=0")
+    return (
+        f"source {src.name!r} is empty: no documents in {src.cfg.path}"
+        + (f" ({'; '.join(detail)})" if detail else "")
+    )

@@ -1,0 +1,136 @@
+"""Write one Megatron indexed dataset (.bin/.idx) so that it is either complete or invisible.
+
+The bytes are produced by megatron-core's own ``IndexedDatasetBuilder`` (the format's writer, so
+Megatron-LM and NeMo read what we write). Files are built under hidden temporary names next to
+their final place and renamed on :meth:`DatasetWriter.commit`; the JSON marker recorded after the
+rename is what says "done", so a crash at any moment leaves nothing that looks finished.
+
+Batches arrive as one flat array plus per-document lengths. Appending them goes through the
+builder's own state (data file, ``sequence_lengths``, ``document_indices``) in one write per
+batch: byte for byte what ``add_document(doc, [len(doc)])`` per document produces (a test checks
+it), which is also what newer megatron-core's ``add_documents`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mind_nemo.jsonl import write_json_atomic
+
+#: Megatron's naming for a document-level dataset of the ``text`` field.
+SUFFIX = "_text_document"
+
+
+def megatron_indexed_dataset() -> Any:
+    """Import megatron-core's indexed_dataset module once, quietly (it warns about optional
+    GPU libraries on CPU machines)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from megatron.core.datasets import indexed_dataset
+    return indexed_dataset
+
+
+def prefix_paths(prefix: Path) -> tuple[Path, Path]:
+    return Path(f"{prefix}.bin"), Path(f"{prefix}.idx")
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+class DatasetWriter:
+    """Accumulates documents into ``prefix.bin``/``prefix.idx`` under temporary names."""
+
+    def __init__(self, prefix: Path, dtype: np.dtype) -> None:
+        self.prefix, self.dtype = prefix, np.dtype(dtype)
+        self.bin_path, self.idx_path = prefix_paths(prefix)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        builder_cls = megatron_indexed_dataset().IndexedDatasetBuilder
+        self.builder = builder_cls(str(temp_path(self.bin_path)), dtype=self.dtype.type)
+        self.sha256 = hashlib.sha256()
+        self.tokens = 0
+
+    @property
+    def documents(self) -> int:
+        return len(self.builder.sequence_lengths)
+
+    def add_batch(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        """Append documents: ``tokens`` is their concatenation, ``lengths`` their sizes."""
+        data = np.ascontiguousarray(tokens, dtype=self.dtype)
+        if int(lengths.sum()) != data.size:
+            raise ValueError("lengths do not add up to the number of tokens")
+        view = memoryview(data).cast("B")
+        self.builder.data_file.write(view)
+        self.sha256.update(view)
+        first = len(self.builder.sequence_lengths)
+        self.builder.sequence_lengths.extend(lengths.tolist())
+        self.builder.document_indices.extend(range(first + 1, first + len(lengths) + 1))
+        self.tokens += data.size
+
+    def commit(self) -> dict[str, Any]:
+        """Write the index, then rename both files into place; return sizes and checksums."""
+        temp_bin, temp_idx = temp_path(self.bin_path), temp_path(self.idx_path)
+        self.builder.finalize(str(temp_idx))
+        for path in (temp_bin, temp_idx):
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(temp_bin, self.bin_path)
+        os.replace(temp_idx, self.idx_path)
+        return {
+            "prefix": str(self.prefix),
+            "documents": self.documents,
+            "tokens": self.tokens,
+            "bin_bytes": self.bin_path.stat().st_size,
+            "bin_sha256": self.sha256.hexdigest(),
+            "idx_sha256": file_sha256(self.idx_path),
+        }
+
+    def abort(self) -> None:
+        """Drop the temporary files (an interrupted source leaves nothing behind)."""
+        self.builder.data_file.close()
+        for path in (temp_path(self.bin_path), temp_path(self.idx_path)):
+            path.unlink(missing_ok=True)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- done markers
+
+
+def marker_path(prefix: Path) -> Path:
+    return Path(f"{prefix}.json")
+
+
+def write_marker(prefix: Path, record: dict[str, Any]) -> None:
+    """Record a finished dataset; written last, it is what makes the dataset count as done."""
+    write_json_atomic(marker_path(prefix), record)
+
+
+def read_done(prefix: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The marker of a finished dataset made from ``identity``, or None if it must be (re)done."""
+    path = marker_path(prefix)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    bin_path, idx_path = prefix_paths(prefix)
+    if record.get("identity") != json.loads(json.dumps(identity)) or not idx_path.is_file() or not bin_path.is_file():
+        return None
+    if bin_path.stat().st_size != record.get("bin_bytes"):
+        return None
+    return record
