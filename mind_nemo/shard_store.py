@@ -87,6 +87,7 @@ class ShardStore:
         self.done_keys: set[ConversationKey] = set()
         self.failed: dict[ConversationKey, dict[str, Any]] = {}
         self.context_keys: set[tuple[str, int]] = set()
+        self.contexts_written = 0
         self._conversations: JsonlAppender | None = None
         self._contexts: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
@@ -124,11 +125,12 @@ class ShardStore:
     # -- writing ------------------------------------------------------------------------------
     def add_context(self, context: Context) -> None:
         """Record a context once (the first time any of its conversations is scheduled)."""
-        key = (context.document_id, context.index)
-        if key not in self.context_keys:
+        # Only contexts written by an earlier session can come round again (the planner yields
+        # each context once per session), so this set never grows: memory stays flat.
+        if (context.document_id, context.index) not in self.context_keys:
             assert self._contexts is not None
             self._contexts.append(context.to_json())
-            self.context_keys.add(key)
+            self.contexts_written += 1
 
     def commit(self, conversation: Conversation) -> None:
         """Append one finished conversation; its key must not be committed yet."""
@@ -138,7 +140,8 @@ class ShardStore:
             return
         assert self._conversations is not None
         self._conversations.append(conversation.to_json())
-        self.done_keys.add(key)
+        # Not added to done_keys: the planner never yields a key twice in one session, and a
+        # growing set would make memory grow with the corpus.
         self.failed.pop(key, None)
 
     def fail(self, key: ConversationKey, reason: str, detail: str, attempts: int) -> None:
@@ -163,7 +166,9 @@ class ShardStore:
 
     # -- completion -----------------------------------------------------------------------------
     def totals(self) -> ShardTotals:
-        totals = ShardTotals(contexts=len(self.context_keys), failures=len(self.failed))
+        totals = ShardTotals(
+            contexts=len(self.context_keys) + self.contexts_written, failures=len(self.failed)
+        )
         for row in iter_jsonl(self.conversations_path):
             totals.add(row)
         return totals

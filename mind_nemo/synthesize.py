@@ -202,6 +202,7 @@ class SynthesizeRun:
             max_connections=cfg.engine.max_concurrent_requests,
         )
         async with client:
+            self.stats.started = time.monotonic()  # throughput counts generation time only
             engine = Engine(
                 client,
                 cfg.engine,

@@ -55,14 +55,20 @@ def test_shard_store_resume_dedup_and_failures(tmp_path):
     store.load()
     store.open()
     store.add_context(Context("d1", 0, "text", 0, 1, 0, 4))
-    store.add_context(Context("d1", 0, "text", 0, 1, 0, 4))  # once only
     store.commit(conv("d1", 0))
-    store.commit(conv("d1", 0))  # duplicate refused
     store.fail(("d1", 1, "debate", 0), "http_500", "boom", 3)
     store.close()
     again = ShardStore(tmp_path, 0, 1)
     again.load()
     assert again.done_keys == {("d1", 0, "debate", 0)}
+    again.open()
+    again.add_context(Context("d1", 0, "text", 0, 1, 0, 4))  # written by a past session: skip
+    again.commit(conv("d1", 0))  # committed by a past session: refused
+    again.close()
+    assert len(list(iter_jsonl(again.conversations_path))) == 1
+    assert len(list(iter_jsonl(again.contexts_path))) == 1
+    again = ShardStore(tmp_path, 0, 1)
+    again.load()
     assert set(again.failed) == {("d1", 1, "debate", 0)}
     assert again.context_keys == {("d1", 0)}
     again.open()

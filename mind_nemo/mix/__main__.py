@@ -9,6 +9,7 @@ its shard (``step=shard``); one more run with ``step=finalize`` merges the parts
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -64,6 +65,7 @@ def run_mix(raw_cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="mix")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("megatron").setLevel(logging.WARNING)  # its import logs GPU-library notes
     run_mix(cfg)
 
 
