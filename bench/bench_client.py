@@ -90,8 +90,9 @@ def main() -> None:
                 time.sleep(0.05)
         rows = [
             measure("mind_nemo client (aiohttp)", run_ours, url, args.requests, args.concurrency),
-            measure("openai.AsyncOpenAI + semaphore", run_openai, url, args.requests,
-                    args.concurrency),  # fmt: skip
+            measure(
+                "openai.AsyncOpenAI + semaphore", run_openai, url, args.requests, args.concurrency
+            ),  # fmt: skip
         ]
         try:
             import datatrove  # noqa: F401

@@ -53,8 +53,14 @@ async def bare_loop(url: str, model: str, prompts, concurrency: int, max_tokens:
             async with sem:
                 body = {"model": model, "messages": messages, "temperature": 1.0, "top_p": 0.9,
                         "max_tokens": max_tokens}  # fmt: skip
-                async with session.post(f"{url}/chat/completions", json=body) as r:
-                    tokens += (await r.json())["usage"]["completion_tokens"]
+                for attempt in range(3):  # uvicorn closes idle keep-alive sockets after 5 s
+                    try:
+                        async with session.post(f"{url}/chat/completions", json=body) as r:
+                            tokens += (await r.json())["usage"]["completion_tokens"]
+                        return
+                    except aiohttp.ServerDisconnectedError:
+                        if attempt == 2:
+                            raise
 
         start = time.perf_counter()
         await asyncio.gather(*(one(m) for m in prompts))

@@ -40,7 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 def build_input(path: Path, megabytes: float) -> None:
     """Packaged samples + standard-library text files, one document per file."""
     budget = int(megabytes * 1e6)
-    files = [REPO / "mind_nemo/data/sample_owm.jsonl", REPO / "mind_nemo/data/general_web_sample.jsonl"]
+    files = [
+        REPO / "mind_nemo/data/sample_owm.jsonl",
+        REPO / "mind_nemo/data/general_web_sample.jsonl",
+    ]
     written = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
@@ -49,7 +52,9 @@ def build_input(path: Path, megabytes: float) -> None:
                 out.write(json.dumps({"text": json.loads(line)["text"]}) + "\n")
                 written += len(line)
         stdlib = Path(sysconfig.get_paths()["stdlib"])
-        candidates = sorted(p for ext in ("*.py", "*.txt", "*.rst", "*.md") for p in stdlib.rglob(ext))
+        candidates = sorted(
+            p for ext in ("*.py", "*.txt", "*.rst", "*.md") for p in stdlib.rglob(ext)
+        )
         while written < budget:  # cycle if the standard library is smaller than asked
             for p in candidates:
                 try:
@@ -183,7 +188,9 @@ def main() -> None:
             prefix = out / "megatron" / "data"
             shutil.rmtree(prefix.parent, ignore_errors=True)
             prefix.parent.mkdir()
-            extra = [args.megatron_lm] + ([args.megatron_extra_path] if args.megatron_extra_path else [])
+            extra = [args.megatron_lm] + (
+                [args.megatron_extra_path] if args.megatron_extra_path else []
+            )
             wall, _ = timed(
                 [py, f"{args.megatron_lm}/tools/preprocess_data.py", "--input", str(corpus),
                  "--output-prefix", str(prefix), "--tokenizer-type", "HuggingFaceTokenizer",

@@ -178,6 +178,9 @@ class OpenAICompatibleClient:
                 retry_after = response.headers.get("retry-after")
         except TimeoutError:
             raise _Retry("timeout", f"no answer within {self._timeout.total}s") from None
+        except aiohttp.ServerDisconnectedError as err:
+            # Typically a keep-alive connection the server closed while idle: retry at once.
+            raise _Retry("connection_error", f"{type(err).__name__}: {err}"[:200], 0.0) from None
         except aiohttp.ClientError as err:
             raise _Retry("connection_error", f"{type(err).__name__}: {err}"[:200]) from None
         self.last_response_at = time.monotonic()

@@ -112,6 +112,8 @@ class EngineConfig:
     backoff_max_s: float = 60.0
     #: Raise concurrency while measured throughput still grows (opt in).
     adaptive_concurrency: bool = False
+    #: Seconds of throughput measured per adaptive step.
+    adaptive_window_s: float = 10.0
     #: Give up on a server that answers nothing for this long (dead server detection).
     server_dead_after_s: float = 300.0
 

@@ -138,8 +138,9 @@ class Engine:
                 )
                 return
 
-    async def _tune(self, window_s: float = 10.0) -> None:
+    async def _tune(self) -> None:
         """Double the pool while a window's output tokens/s beats the last one by >= 5%."""
+        window_s = self.cfg.adaptive_window_s
         previous = 0.0
         while len(self._workers) < self.cfg.max_concurrent_requests and not self._exhausted:
             before, t0 = self._completion_tokens, time.monotonic()

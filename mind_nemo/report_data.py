@@ -180,7 +180,7 @@ def _count_source(data: ReportData, max_points: int, rng: random.Random) -> None
     for path in sorted((data.source_dir / "conversations").glob("shard-*.jsonl")):
         for row in iter_jsonl(path):
             style = row.get("conversational_style")
-            if not isinstance(style, str) or not isinstance(row.get("text"), str):
+            if not isinstance(style, str):  # the shard manifests count every row with a style
                 continue
             prompt, completion = (
                 int(row.get("prompt_tokens") or 0),
@@ -192,7 +192,7 @@ def _count_source(data: ReportData, max_points: int, rng: random.Random) -> None
             data.prompt_completion.add((prompt, completion, style))
             if isinstance(row.get("created"), (int, float)):
                 data.created.add((float(row["created"]), completion))
-            if data.kind == "synthesize":
+            if data.kind == "synthesize" and isinstance(row.get("text"), str):
                 _sample_lengths_and_turns(data, row, completion, max_points, rng)
     if data.kind == "synthesize":
         expected = data.manifest.get("by_style", {})

@@ -26,19 +26,41 @@ ALL_FIVE = "correctness: 5\nfaithfulness: 5\ninformation_preservation: 5\nnew_kn
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (ALL_FIVE, {"correctness": 5, "faithfulness": 5, "information_preservation": 5,
-                    "new_knowledge": 4}),  # fmt: skip
-        ("**Correctness:** 4\n**Faithfulness**: 3\nInformation preservation - 2\nNew knowledge: 1",
-         {"correctness": 4, "faithfulness": 3, "information_preservation": 2,
-          "new_knowledge": 1}),  # fmt: skip
-        ('{"correctness": 3, "faithfulness": 4, "information_preservation": 5, '
-         '"new_knowledge": 2}',
-         {"correctness": 3, "faithfulness": 4, "information_preservation": 5,
-          "new_knowledge": 2}),  # fmt: skip
+        (
+            ALL_FIVE,
+            {
+                "correctness": 5,
+                "faithfulness": 5,
+                "information_preservation": 5,
+                "new_knowledge": 4,
+            },
+        ),  # fmt: skip
+        (
+            "**Correctness:** 4\n**Faithfulness**: 3\nInformation preservation - 2\nNew knowledge: 1",
+            {
+                "correctness": 4,
+                "faithfulness": 3,
+                "information_preservation": 2,
+                "new_knowledge": 1,
+            },
+        ),  # fmt: skip
+        (
+            '{"correctness": 3, "faithfulness": 4, "information_preservation": 5, '
+            '"new_knowledge": 2}',
+            {
+                "correctness": 3,
+                "faithfulness": 4,
+                "information_preservation": 5,
+                "new_knowledge": 2,
+            },
+        ),  # fmt: skip
         ("correctness: 5\nfaithfulness: 5", None),
         ("I liked this conversation a lot.", None),
-        ('{"correctness": 9, "faithfulness": 4, "information_preservation": 5, '
-         '"new_knowledge": 2}', None),  # fmt: skip
+        (
+            '{"correctness": 9, "faithfulness": 4, "information_preservation": 5, '
+            '"new_knowledge": 2}',
+            None,
+        ),  # fmt: skip
     ],
 )
 def test_parse_scores(answer, expected):

@@ -181,7 +181,9 @@ def test_degeneration_filter():
 
 def test_speaker_labels_do_not_count_as_repetition():
     # the same label at every turn, different words each time
-    text = "\n".join(f"{'AB'[i % 2]}: " + " ".join(f"w{i}x{j}" for j in range(6)) for i in range(12))
+    text = "\n".join(
+        f"{'AB'[i % 2]}: " + " ".join(f"w{i}x{j}" for j in range(6)) for i in range(12)
+    )
     assert DegenerationFilter(DegenerationConfig())(Item(text, "debate")).keep
 
 

@@ -46,8 +46,9 @@ def build_rich_run(root: Path) -> Path:
         conversation_row(1, 0, "teacher_student", text="  \n "),
         conversation_row(1, 0, "debate", completion_tokens=30),
         conversation_row(1, 0, "interview", text="I'm a helpful AI, here to help with math. " * 4),
-        conversation_row(1, 0, "two_professors",
-                         text=PREAMBLE + good_conversation(1, 0, "two_professors")),  # fmt: skip
+        conversation_row(
+            1, 0, "two_professors", text=PREAMBLE + good_conversation(1, 0, "two_professors")
+        ),  # fmt: skip
         '{"text": "torn line',
         {"conversational_style": "debate", "document_id": "doc-001", "context_index": 0},
         conversation_row(0, 0, "problem_solving", text="Ana: I will just talk alone here. " * 8),

@@ -30,7 +30,9 @@ def print_summary(run: MixRun, manifest: dict[str, Any]) -> None:
     print()
     print(f"run folder:   {run.run_dir}")
     tok = manifest.get("tokenizer") or run.tokenizer.describe()
-    print(f"tokenizer:    {tok['type']} {tok['name']} (vocab {tok['vocab_size']}, eod {tok['eod']})")
+    print(
+        f"tokenizer:    {tok['type']} {tok['name']} (vocab {tok['vocab_size']}, eod {tok['eod']})"
+    )
     if manifest["status"] == "shard_complete":
         rows = [[n, r.get("documents", 0), r.get("tokens", 0), run.session.get(n, "reused")]
                 for n, r in manifest["sources"].items()]  # fmt: skip

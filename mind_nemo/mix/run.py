@@ -117,13 +117,20 @@ class MixRun:
         failed = True
         try:
             for name in self.resolved:
-                final = None if self.cfg.force else read_done(self.final_prefix(name), self.identity(name))
+                final = (
+                    None
+                    if self.cfg.force
+                    else read_done(self.final_prefix(name), self.identity(name))
+                )
                 if final is not None:
                     self.session[name] = "reused"
                     records[name] = final
                     continue
                 if self.step == "shard":
-                    target, identity = self.part_prefix(name, self.shard_id), self._part_identity(name)
+                    target, identity = (
+                        self.part_prefix(name, self.shard_id),
+                        self._part_identity(name),
+                    )
                     units = shard_units(self.resolved[name].units, self.shard_id, self.num_shards)
                     done = None if self.cfg.force else read_done(target, identity)
                     if done is not None:
@@ -228,8 +235,11 @@ class MixRun:
             "tokens": sum(r.tokens for r in plan.rows),
             "sources": sources,
             "blend": blend,
-            "session": {"seconds": round(wall, 3), "workers": self.workers,
-                        "sources": dict(self.session)},  # fmt: skip
+            "session": {
+                "seconds": round(wall, 3),
+                "workers": self.workers,
+                "sources": dict(self.session),
+            },  # fmt: skip
         }
 
 
@@ -242,7 +252,6 @@ def _empty_message(src: ResolvedSource, stats: dict[str, Any]) -> str:
         detail.append(f"{stats['filtered']} rows of other styles (styles={list(src.cfg.styles)})")
     if src.cfg.limit_documents == 0:
         detail.append("limit_documents=0")
-    return (
-        f"source {src.name!r} is empty: no documents in {src.cfg.path}"
-        + (f" ({'; '.join(detail)})" if detail else "")
+    return f"source {src.name!r} is empty: no documents in {src.cfg.path}" + (
+        f" ({'; '.join(detail)})" if detail else ""
     )

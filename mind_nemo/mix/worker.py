@@ -87,7 +87,9 @@ def run_task(task: Task, encoder: Encoder, eod: int | None, dtype: np.dtype) -> 
     return Encoded(*flatten(ids, eod, dtype), skipped, filtered)
 
 
-def flatten(ids: list[list[int]], eod: int | None, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def flatten(
+    ids: list[list[int]], eod: int | None, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate documents (each followed by ``eod``) into one array; return it and lengths."""
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     total = int(lengths.sum())

@@ -129,7 +129,11 @@ def read_done(prefix: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     bin_path, idx_path = prefix_paths(prefix)
-    if record.get("identity") != json.loads(json.dumps(identity)) or not idx_path.is_file() or not bin_path.is_file():
+    if (
+        record.get("identity") != json.loads(json.dumps(identity))
+        or not idx_path.is_file()
+        or not bin_path.is_file()
+    ):
         return None
     if bin_path.stat().st_size != record.get("bin_bytes"):
         return None

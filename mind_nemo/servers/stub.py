@@ -5,7 +5,8 @@
 derived from the prompt (so two runs give identical text), after a random latency. With a fault
 rate it misbehaves in every way the engine must survive: 429 with ``Retry-After``, 500 and 503,
 answers slower than any sane timeout, connections dropped mid-request, and malformed bodies.
-It speaks just enough HTTP/1.1 (keep-alive, Content-Length) over asyncio streams to be fast: the
+Like a prefix-caching server it reports ``cached_tokens``: the words a prompt shares with the
+previous one from its start. It speaks just enough HTTP/1.1 (keep-alive, Content-Length) over asyncio streams to be fast: the
 client-overhead benchmark needs a server that is never the bottleneck.
 """
 
@@ -54,6 +55,8 @@ class StubServer:
         self.s = settings
         self.rng = random.Random(settings.seed)
         self.requests = 0
+        #: The previous prompt's words, to report prefix-cache hits like vLLM/SGLang do.
+        self._last_prompt: list[str] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -139,6 +142,13 @@ class StubServer:
         max_tokens = int(request.get("max_tokens") or self.s.words)
         text = fake_conversation(prompt, min(self.s.words, max_tokens))
         n_out = len(text.split())
+        words = prompt.split()
+        cached = 0
+        for a, b in zip(words, self._last_prompt, strict=False):
+            if a != b:
+                break
+            cached += 1
+        self._last_prompt = words
         choice = (
             {"index": 0, "message": {"role": "assistant", "content": text}}
             if chat
@@ -149,7 +159,7 @@ class StubServer:
             "prompt_tokens": len(prompt.split()),
             "completion_tokens": n_out,
             "total_tokens": len(prompt.split()) + n_out,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached},
         }
         return json.dumps({"id": "stub", "object": "chat.completion", "model": "stub",
                            "choices": [choice], "usage": usage}).encode()  # fmt: skip
