@@ -92,7 +92,7 @@ def main() -> None:
             measure("mind_nemo client (aiohttp)", run_ours, url, args.requests, args.concurrency),
             measure(
                 "openai.AsyncOpenAI + semaphore", run_openai, url, args.requests, args.concurrency
-            ),  # fmt: skip
+            ),
         ]
         try:
             import datatrove  # noqa: F401

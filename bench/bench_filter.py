@@ -23,37 +23,41 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from mind_nemo.config import CONVERSATION_STYLES  # noqa: E402
-from mind_nemo.filters.base import Item  # noqa: E402
-from mind_nemo.filters.chain import build_chain, run_chain  # noqa: E402
-from mind_nemo.filters.config import FilterSettings, FilterStageConfig  # noqa: E402
-from mind_nemo.filters.dedup import Signer, fingerprint  # noqa: E402
-from mind_nemo.filters.degeneration import DegenerationFilter  # noqa: E402
-from mind_nemo.filters.faithfulness import FaithfulnessFilter  # noqa: E402
-from mind_nemo.filters.leakage import LeakageFilter, instruction_text  # noqa: E402
-from mind_nemo.filters.length import MinTokensFilter  # noqa: E402
-from mind_nemo.filters.structure import StructureFilter  # noqa: E402
-from mind_nemo.prompts import load_prompt  # noqa: E402
-from mind_nemo.shard_store import shard_name  # noqa: E402
+from mind_nemo.config import CONVERSATION_STYLES
+from mind_nemo.filters.base import Item
+from mind_nemo.filters.chain import build_chain, run_chain
+from mind_nemo.filters.config import FilterSettings, FilterStageConfig
+from mind_nemo.filters.dedup import Signer, fingerprint
+from mind_nemo.filters.degeneration import DegenerationFilter
+from mind_nemo.filters.faithfulness import FaithfulnessFilter
+from mind_nemo.filters.leakage import LeakageFilter, instruction_text
+from mind_nemo.filters.length import MinTokensFilter
+from mind_nemo.filters.structure import StructureFilter
+from mind_nemo.prompts import load_prompt
+from mind_nemo.shard_store import shard_name
 
 NAMES = [("Teacher", "Student"), ("**Alex:**", "**Sam:**"), ("Q", "A"), ("### Pro", "### Con")]
-WORDS = ("we check every step because the sum and the product follow from the definition and "
-         "the rule gives a bound that we verify with a small example before moving on").split()  # fmt: skip
+WORDS = (  # noqa: SIM905 - a word list reads better as text
+    "we check every step because the sum and the product follow from the definition and the "
+    "rule gives a bound that we verify with a small example before moving on "
+).split()
 
 
 def context(rng: random.Random) -> tuple[str, list[int]]:
     nums = [rng.randrange(2, 999) for _ in range(5)]
-    text = (f"Let $x = {nums[0]}$ and $y = {nums[1]}$. Then $x + y = {nums[0] + nums[1]}$. "
-            f"Also {nums[2]}, {nums[3]} and {nums[4]} appear. ") + " ".join(rng.choices(WORDS, k=300))  # fmt: skip
+    text = (
+        f"Let $x = {nums[0]}$ and $y = {nums[1]}$. Then $x + y = {nums[0] + nums[1]}$. "
+        f"Also {nums[2]}, {nums[3]} and {nums[4]} appear. "
+    ) + " ".join(rng.choices(WORDS, k=300))
     return text, nums
 
 
@@ -71,7 +75,7 @@ def conversation(rng: random.Random, nums: list[int]) -> str:
 
 
 def bad(rng: random.Random, good: str) -> tuple[str, str]:
-    kind = rng.choice(["loop", "meta", "preamble", "truncated", "monologue", "duplicate"])
+    kind = rng.choice(["loop", "meta", "preamble", "truncated", "monologue", "duplicate", "near"])
     if kind == "loop":
         return "\n\n".join(
             f"{'AB'[i % 2]}: I'm glad you love math so much." for i in range(30)
@@ -84,6 +88,10 @@ def bad(rng: random.Random, good: str) -> tuple[str, str]:
         return good[: len(good) // 2], "length"
     if kind == "monologue":
         return "Teacher: " + " ".join(rng.choices(WORDS, k=200)), "stop"
+    if kind == "near":  # another row with one word changed (near-duplicate dedup)
+        words = good.split(" ")
+        words[len(words) // 2] = "changed"
+        return " ".join(words), "stop"
     return good, "stop"  # exact duplicate of another row (dedup)
 
 
@@ -96,17 +104,31 @@ def generate(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], dict[tuple[st
         key = (doc, index)
         if key not in contexts:
             text, nums = context(rng)
-            contexts[key] = {"document_id": doc, "index": index, "text": text, "nums": nums,
-                             "token_start": 0, "token_end": 450}  # fmt: skip
+            contexts[key] = {
+                "document_id": doc,
+                "index": index,
+                "text": text,
+                "nums": nums,
+                "token_start": 0,
+                "token_end": 450,
+            }
         good = conversation(rng, contexts[key]["nums"])
         text, finish = (good, "stop") if rng.random() > 0.33 else bad(rng, previous or good)
         previous = good
-        rows.append({
-            "text": text, "conversational_style": CONVERSATION_STYLES[i % 7], "document_id": doc,
-            "context_index": index, "sample": 0, "model": "embedded", "prompt_tokens": 600,
-            "completion_tokens": int(len(text.split()) * 1.3), "finish_reason": finish,
-            "created": 1.7e9 + i,
-        })  # fmt: skip
+        rows.append(
+            {
+                "text": text,
+                "conversational_style": CONVERSATION_STYLES[i % 7],
+                "document_id": doc,
+                "context_index": index,
+                "sample": 0,
+                "model": "embedded",
+                "prompt_tokens": 600,
+                "completion_tokens": int(len(text.split()) * 1.3),
+                "finish_reason": finish,
+                "created": 1.7e9 + i,
+            }
+        )
     return rows, contexts
 
 
@@ -122,11 +144,16 @@ def rate(n: int, fn: Callable[[], Any], repeat: int = 1) -> float:
 def items(rows: list[dict], contexts: dict) -> list[Item]:
     words = lambda text: int(len(text.split()) * 1.3)  # noqa: E731 - tokenizer stand-in
     return [
-        Item(r["text"], r["conversational_style"], r,
-             context=contexts[(r["document_id"], r["context_index"])]["text"],
-             context_tokens=450, count_tokens=words)
+        Item(
+            r["text"],
+            r["conversational_style"],
+            r,
+            context=contexts[(r["document_id"], r["context_index"])]["text"],
+            context_tokens=450,
+            count_tokens=words,
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def write_run(root: Path, rows: list[dict], contexts: dict, shards: int) -> None:
@@ -134,15 +161,18 @@ def write_run(root: Path, rows: list[dict], contexts: dict, shards: int) -> None
         (root / folder).mkdir(parents=True)
     for s in range(shards):
         name = shard_name(s, shards)
-        mine = [r for r in rows if hash(r["document_id"]) % shards == s] if shards > 1 else rows
         mine = [r for i, r in enumerate(rows) if i // 14 % shards == s]
         docs = {r["document_id"] for r in mine}
         (root / "conversations" / f"{name}.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in mine)
         )
-        (root / "contexts" / f"{name}.jsonl").write_text("".join(
-            json.dumps({k: v for k, v in c.items() if k != "nums"}) + "\n"
-            for c in contexts.values() if c["document_id"] in docs))  # fmt: skip
+        (root / "contexts" / f"{name}.jsonl").write_text(
+            "".join(
+                json.dumps({k: v for k, v in c.items() if k != "nums"}) + "\n"
+                for c in contexts.values()
+                if c["document_id"] in docs
+            )
+        )
         (root / "manifests" / f"{name}.json").write_text(json.dumps({"status": "complete"}))
     (root / "config.yaml").write_text("server:\n  model: embedded\n  tokenizer: null\n")
     (root / "run_identity.json").write_text(json.dumps({"num_shards": shards}))
@@ -207,6 +237,9 @@ def main() -> None:
     results.append(("our chain (all per-row filters)", rate(n, run_chain_all)))
     kept = run_chain_all()
     results.append(("our chain + dedup fingerprint/MinHash", rate(n, lambda: run_chain_all(True))))
+    from mind_nemo.embedded_model import load_tokenizer
+
+    load_tokenizer("embedded")  # import transformers once, outside the timed stage
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         write_run(run, rows, contexts, args.shards)
@@ -217,13 +250,17 @@ def main() -> None:
         stage = n / (time.perf_counter() - start)
         results.append(("our whole stage (pass 1 + dedup + variants, on disk)", stage))
     width = max(len(name) for name, _ in results)
-    print(f"{n} synthetic conversations, {args.shards} shards, one CPU; chain keeps {kept}, "
-          f"stage keeps {manifest['conversations']['kept']} "
-          f"({manifest['dedup']['exact']} exact + {manifest['dedup']['near']} near dups)")  # fmt: skip
+    print(
+        f"{n} synthetic conversations, {args.shards} shards, one CPU; chain keeps {kept}, "
+        f"stage keeps {manifest['conversations']['kept']} "
+        f"({manifest['dedup']['exact']} exact + {manifest['dedup']['near']} near dups)"
+    )
     for name, value in results:
         print(f"  {name:<{width}}  {value:>12,.0f} conv/s")
-    print(f"ratio whole stage / on-disk baseline: {stage / disk_base:.3f} "
-          f"(chain / in-memory baseline: {results[6][1] / baseline:.5f})")  # fmt: skip
+    print(
+        f"ratio whole stage / on-disk baseline: {stage / disk_base:.3f} "
+        f"(chain / in-memory baseline: {results[6][1] / baseline:.5f})"
+    )
 
 
 if __name__ == "__main__":

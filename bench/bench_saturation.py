@@ -99,8 +99,10 @@ def main() -> None:
             ours.append(synthesize_rate(server.base_url, server.model, args.contexts,
                                         args.concurrency, args.max_tokens))  # fmt: skip
     b, o = sum(bare) / len(bare), sum(ours) / len(ours)
-    print(f"\n{args.contexts} contexts x teacher_student, concurrency {args.concurrency}, "
-          f"max_tokens {args.max_tokens}, {args.rounds} alternating rounds, transformers serve CPU")  # fmt: skip
+    print(
+        f"\n{args.contexts} contexts x teacher_student, concurrency {args.concurrency}, "
+        f"max_tokens {args.max_tokens}, {args.rounds} alternating rounds, transformers serve CPU"
+    )
     print(f"{'bare aiohttp load loop (baseline)':38} {b:8.1f} output tok/s  rounds {bare}")
     print(f"{'mind_nemo.synthesize (full stage)':38} {o:8.1f} output tok/s  rounds {ours}")
     print(f"ratio synthesize / bare loop: {o / b:.3f}")

@@ -114,12 +114,13 @@ import sys
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.tokens import MegatronDocumentTokenizer
-inp, out, tok, eos, workers, logs = sys.argv[1:7]
-LocalPipelineExecutor(
-    pipeline=[JsonlReader(inp), MegatronDocumentTokenizer(out, tokenizer_name_or_path=tok,
-                                                          eos_token=eos)],
-    tasks=int(workers), workers=int(workers), logging_dir=logs,
-).run()
+if __name__ == "__main__":  # datatrove's workers re-import this file
+    inp, out, tok, eos, workers, logs = sys.argv[1:7]
+    LocalPipelineExecutor(
+        pipeline=[JsonlReader(inp), MegatronDocumentTokenizer(out, tokenizer_name_or_path=tok,
+                                                              eos_token=eos)],
+        tasks=int(workers), workers=int(workers), logging_dir=logs,
+    ).run()
 """
 
 

@@ -4,9 +4,10 @@ Every LLM backend we support (transformers serve, vLLM, SGLang, TensorRT-LLM's t
 endpoints) speaks this protocol, so generation needs exactly one client. It owns the failure
 policy: each request has a timeout; 429, 5xx, timeouts, connection errors and malformed bodies
 are retried with exponential backoff and full jitter (``Retry-After`` wins when the server sends
-it); other 4xx answers fail at once. The transport is aiohttp: its connection pool stays cheap
-with hundreds of open connections, where httpx's pool scans every connection per request. A request that exhausts its retries raises
-:class:`RequestFailed` with a short reason, which the engine records instead of crashing.
+it); other 4xx answers fail at once. A request that exhausts its retries raises
+:class:`RequestFailed` with a short reason, which the engine records instead of crashing. The
+transport is aiohttp: its connection pool stays cheap with hundreds of open connections, where
+httpx's pool scans every connection on every request.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def merge_run(cfg: MergeConfig) -> dict[str, Any]:
                 )
             }
             for m in manifests
-        },  # fmt: skip
+        },
         "sessions": {m["shard"]: m.get("session", {}) for m in manifests},
         "export": {
             str(p.relative_to(run_dir)): file_sha256(p) for e in exports.values() for p in e.files

@@ -22,6 +22,11 @@ from mind_nemo.filters.speakers import parse_dialogue
 from mind_nemo.jsonl import iter_jsonl
 
 
+def as_int(value: Any) -> int:
+    """A count from a row that may be garbage: non-integers count as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 class Reservoir:
     """A uniform sample of at most ``size`` items from a stream (Algorithm R)."""
 
@@ -146,9 +151,9 @@ def _count_filtered(data: ReportData, max_points: int, rng: random.Random) -> No
         for row in iter_jsonl(path):
             style = row["conversational_style"]
             counted[style]["kept"] += 1
-            counted[style]["tokens"] += int(row.get("tokens") or 0)
+            counted[style]["tokens"] += as_int(row.get("tokens"))
             data.kept[style] += 1
-            _sample_lengths_and_turns(data, row, int(row.get("tokens") or 0), max_points, rng)
+            _sample_lengths_and_turns(data, row, as_int(row.get("tokens")), max_points, rng)
     for path in sorted((data.run_dir / "rejects").glob("shard-*.jsonl")):
         for row in iter_jsonl(path):
             style = row.get("conversational_style")
@@ -168,7 +173,7 @@ def _count_filtered(data: ReportData, max_points: int, rng: random.Random) -> No
         for path in sorted((data.run_dir / "variants" / name).glob("part-*.jsonl")):
             for row in iter_jsonl(path):
                 rows += 1
-                tokens += int(row.get("tokens") or 0)
+                tokens += as_int(row.get("tokens"))
         data.table[("variant", name, "rows")] = Check(rows, expected.get("rows"))
         data.table[("variant", name, "tokens")] = Check(tokens, expected.get("tokens"))
 
@@ -183,8 +188,8 @@ def _count_source(data: ReportData, max_points: int, rng: random.Random) -> None
             if not isinstance(style, str):  # the shard manifests count every row with a style
                 continue
             prompt, completion = (
-                int(row.get("prompt_tokens") or 0),
-                int(row.get("completion_tokens") or 0),
+                as_int(row.get("prompt_tokens")),
+                as_int(row.get("completion_tokens")),
             )
             counted[style]["conversations"] += 1
             counted[style]["prompt_tokens"] += prompt

@@ -30,7 +30,8 @@ def run_stage(stage: str, *overrides: str, timeout: float = 600, check: bool = T
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"{stage} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            f"{stage} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result
 

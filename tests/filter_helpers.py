@@ -31,10 +31,10 @@ SPEAKERS = {
     "layman_knowall": ("Layman", "Know-all"),
     "interview": ("Interviewer", "Expert"),
 }
-VOCAB = (
+VOCAB = (  # noqa: SIM905 - a word list reads better as text
     "careful reasoning shows every step matters because numbers behave predictably when we "
     "apply definitions precisely and check results against intuition examples patterns rules "
-    "identities proofs lemmas estimates bounds limits sums products ratios fractions"
+    "identities proofs lemmas estimates bounds limits sums products ratios fractions "
 ).split()
 
 
@@ -93,10 +93,14 @@ def conversation_row(doc: int, index: int, style: str, text: str | None = None, 
 def context_row(doc: int, index: int, tokens: int = 60) -> dict[str, Any]:
     text = context_text(doc, index)
     return {
-        "document_id": f"doc-{doc:03d}", "index": index, "text": text,
-        "token_start": index * tokens, "token_end": (index + 1) * tokens,
-        "char_start": 0, "char_end": len(text),
-    }  # fmt: skip
+        "document_id": f"doc-{doc:03d}",
+        "index": index,
+        "text": text,
+        "token_start": index * tokens,
+        "token_end": (index + 1) * tokens,
+        "char_start": 0,
+        "char_end": len(text),
+    }
 
 
 def make_run(
@@ -121,17 +125,30 @@ def make_run(
         by_style: dict[str, dict[str, int]] = {}
         for r in rows:
             if isinstance(r, dict) and isinstance(r.get("conversational_style"), str):
-                t = by_style.setdefault(r["conversational_style"],
-                                        {"conversations": 0, "prompt_tokens": 0,
-                                         "completion_tokens": 0, "cached_tokens": 0})  # fmt: skip
+                t = by_style.setdefault(
+                    r["conversational_style"],
+                    {
+                        "conversations": 0,
+                        "prompt_tokens": 0,
+                        "completion_tokens": 0,
+                        "cached_tokens": 0,
+                    },
+                )
                 t["conversations"] += 1
-                t["prompt_tokens"] += int(r.get("prompt_tokens") or 0)
-                t["completion_tokens"] += int(r.get("completion_tokens") or 0)
+                for column in ("prompt_tokens", "completion_tokens"):
+                    value = r.get(column)
+                    t[column] += value if isinstance(value, int) else 0
         manifest = {
-            "shard": name, "status": status, "by_style": by_style,
-            "session": {"timeline": [{"t": 5.0, "requests": 1, "completion_tokens": 120},
-                                     {"t": 10.0, "requests": 3, "completion_tokens": 360}]},
-        }  # fmt: skip
+            "shard": name,
+            "status": status,
+            "by_style": by_style,
+            "session": {
+                "timeline": [
+                    {"t": 5.0, "requests": 1, "completion_tokens": 120},
+                    {"t": 10.0, "requests": 3, "completion_tokens": 360},
+                ]
+            },
+        }
         (root / "manifests" / f"{name}.json").write_text(json.dumps(manifest))
     style_names = styles or list(SPEAKERS)
     (root / "config.yaml").write_text(

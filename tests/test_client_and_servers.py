@@ -98,9 +98,13 @@ def test_startup_timeout_and_early_exit_are_clear_errors(tmp_path):
     import subprocess
     import sys
 
-    dead = subprocess.Popen([sys.executable, "-c", "print('bad flag'); raise SystemExit(1)"],
-                            stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT)  # fmt: skip
-    dead.wait()
+    with open(tmp_path / "server.log", "w") as log:
+        dead = subprocess.Popen(
+            [sys.executable, "-c", "print('bad flag'); raise SystemExit(1)"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        dead.wait()
     handle = ServerHandle("http://127.0.0.1:9/v1", "m", None, dead, tmp_path / "server.log")
     with pytest.raises(UserError, match="exited during start-up.*bad flag"):
         wait_healthy(handle, 5, "vllm server")

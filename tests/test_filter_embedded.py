@@ -23,8 +23,9 @@ def source_rows(run_dir):
     return [r for p in sorted((run_dir / "conversations").glob("*.jsonl")) for r in read_jsonl(p)]
 
 
-@pytest.mark.parametrize("overrides", [[], ["filter.length.drop_truncated=false"]],
-                         ids=["default", "keep-truncated"])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides", [[], ["filter.length.drop_truncated=false"]], ids=["default", "keep-truncated"]
+)
 def test_filter_stage_on_real_model_output(embedded_run_dir, tmp_path, overrides):
     out = tmp_path / "filtered"
     manifest = filter_run(embedded_run_dir, out, *overrides)
@@ -39,9 +40,9 @@ def test_filter_stage_on_real_model_output(embedded_run_dir, tmp_path, overrides
     rejects = [r for p in sorted((out / "rejects").glob("*.jsonl")) for r in read_jsonl(p)]
     assert len(kept) + len(rejects) == len(source)
     assert Counter(r["reject_reason"] for r in rejects) == Counter(manifest["reasons"])
-    assert {(r["document_id"], r["context_index"], r["conversational_style"]) for r in kept + rejects} == {
-        (r["document_id"], r["context_index"], r["conversational_style"]) for r in source
-    }  # fmt: skip
+    assert {
+        (r["document_id"], r["context_index"], r["conversational_style"]) for r in kept + rejects
+    } == {(r["document_id"], r["context_index"], r["conversational_style"]) for r in source}
     for row in kept:
         assert row["tokens"] >= 50
         assert len(row["speakers"]) >= 2 and row["turns"] >= 3
@@ -52,7 +53,7 @@ def test_filter_stage_on_real_model_output(embedded_run_dir, tmp_path, overrides
     assert manifest["variants"]["all"]["rows"] == len(kept)
     assert manifest["variants"]["longest"]["rows"] == len(
         {(r["document_id"], r["context_index"]) for r in kept}
-    )  # noqa: E501
+    )
     for name, entry in manifest["variants"].items():
         rows = read_parts(out / "variants" / name)
         assert (len(rows), sum(r["tokens"] for r in rows)) == (entry["rows"], entry["tokens"])

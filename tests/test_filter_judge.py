@@ -13,8 +13,8 @@ from aiohttp import web
 from mind_nemo.filters.judge import parse_scores
 from mind_nemo.servers import free_port
 from tests.filter_helpers import (
-    conversation_row,
     context_row,
+    conversation_row,
     filter_run,
     make_run,
     read_jsonl,
@@ -34,16 +34,17 @@ ALL_FIVE = "correctness: 5\nfaithfulness: 5\ninformation_preservation: 5\nnew_kn
                 "information_preservation": 5,
                 "new_knowledge": 4,
             },
-        ),  # fmt: skip
+        ),
         (
-            "**Correctness:** 4\n**Faithfulness**: 3\nInformation preservation - 2\nNew knowledge: 1",
+            "**Correctness:** 4\n**Faithfulness**: 3\n"
+            "Information preservation - 2\nNew knowledge: 1",
             {
                 "correctness": 4,
                 "faithfulness": 3,
                 "information_preservation": 2,
                 "new_knowledge": 1,
             },
-        ),  # fmt: skip
+        ),
         (
             '{"correctness": 3, "faithfulness": 4, "information_preservation": 5, '
             '"new_knowledge": 2}',
@@ -53,14 +54,14 @@ ALL_FIVE = "correctness: 5\nfaithfulness: 5\ninformation_preservation: 5\nnew_kn
                 "information_preservation": 5,
                 "new_knowledge": 2,
             },
-        ),  # fmt: skip
+        ),
         ("correctness: 5\nfaithfulness: 5", None),
         ("I liked this conversation a lot.", None),
         (
             '{"correctness": 9, "faithfulness": 4, "information_preservation": 5, '
             '"new_knowledge": 2}',
             None,
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_parse_scores(answer, expected):
@@ -90,10 +91,12 @@ class JudgeStub:
             answer = "Looks fine to me."
         else:
             answer = ALL_FIVE
-        return web.json_response({
-            "choices": [{"message": {"content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 20},
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "choices": [{"message": {"content": answer}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20},
+            }
+        )
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -144,8 +147,10 @@ def test_judge_records_scores_and_keeps_everything_by_default(stub, run, tmp_pat
     assert manifest["judge"]["requests"] == 3 == len(stub.requests)
     assert (manifest["judge"]["scored"], manifest["judge"]["unparsed"]) == (2, 1)
     assert manifest["judge"]["passing"] == 1  # debate's correctness 2 is under min_score 3
-    rows = {r["conversational_style"]: r for r in
-            read_jsonl(tmp_path / "out" / "conversations" / "shard-00000-of-00001.jsonl")}  # fmt: skip
+    rows = {
+        r["conversational_style"]: r
+        for r in read_jsonl(tmp_path / "out" / "conversations" / "shard-00000-of-00001.jsonl")
+    }
     assert rows["debate"]["judge_scores"]["correctness"] == 2
     assert rows["teacher_student"]["judge_scores"]["new_knowledge"] == 4
     assert rows["interview"]["judge_error"] == "unparsed"
@@ -158,8 +163,9 @@ def test_judge_drops_low_scores_only_when_asked(stub, run, tmp_path):
     manifest = filter_run(run, tmp_path / "out", *stub.overrides(), "judge.drop=true")
     assert manifest["reasons"] == {"judge_low_score": 1}
     assert manifest["by_style"]["debate"]["kept"] == 0
-    strict = filter_run(run, tmp_path / "strict", *stub.overrides(), "judge.drop=true",
-                        "judge.drop_unscored=true")  # fmt: skip
+    strict = filter_run(
+        run, tmp_path / "strict", *stub.overrides(), "judge.drop=true", "judge.drop_unscored=true"
+    )
     assert strict["reasons"] == {"judge_low_score": 1, "judge_unscored": 1}
 
 

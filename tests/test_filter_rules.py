@@ -118,6 +118,14 @@ def test_content_that_looks_like_meta_is_not_stripped():
     assert leakage()(Item(f"{long_intro}\n\n{DIALOGUE}", "debate")).text is None
     note = f"{DIALOGUE}\n\nNote: the rule fails when b = 0."
     assert leakage()(Item(note, "teacher_student")).text is None
+    # words like "version" or "exchange" are mathematics too, not talk about the task
+    rephrase = (
+        "The version of the theorem we need assumes b > 0\n\nThen a/b is defined.\n\n"
+        "This version of the proof is shorter than the original one."
+    )
+    assert leakage()(Item(rephrase, "rephrase")).text is None
+    rates = f"The exchange rate is 1.2 dollars per euro\n\n{DIALOGUE}"
+    assert leakage()(Item(rates, "teacher_student")).text is None
 
 
 def test_echoed_instruction_is_stripped_before_the_dialogue_and_rejected_inside():
@@ -199,8 +207,13 @@ def faithful(**overrides) -> FaithfulnessFilter:
 
 
 def test_faithful_conversation_passes_and_records_metrics():
-    item = Item(good_conversation(3, 0, "debate"), "debate", {"completion_tokens": 120},
-                context=context_text(3, 0), context_tokens=60)  # fmt: skip
+    item = Item(
+        good_conversation(3, 0, "debate"),
+        "debate",
+        {"completion_tokens": 120},
+        context=context_text(3, 0),
+        context_tokens=60,
+    )
     assert faithful(min_latex_recall=0.5)(item).keep
     assert item.metrics["number_recall"] == 1.0
     assert item.metrics["latex_recall"] == 1.0
@@ -213,9 +226,12 @@ def test_lost_numbers_and_formulas_are_rejected():
     item = Item(vague, "debate", {"completion_tokens": 40}, context=context, context_tokens=60)
     assert faithful()(item).reason == "low_number_recall"
     keeps_numbers = Item(
-        " ".join(sorted(numbers(context))) + " " + DIALOGUE, "debate",
-        {"completion_tokens": 40}, context=context, context_tokens=60,
-    )  # fmt: skip
+        " ".join(sorted(numbers(context))) + " " + DIALOGUE,
+        "debate",
+        {"completion_tokens": 40},
+        context=context,
+        context_tokens=60,
+    )
     assert faithful(min_latex_recall=0.5)(keeps_numbers).reason == "low_latex_recall"
     assert faithful()(keeps_numbers).keep  # latex recall is off by default
 

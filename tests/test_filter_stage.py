@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mind_nemo.errors import UserError
-from tests.conftest import run_stage
+from tests.conftest import REPO, run_stage
 from tests.filter_helpers import (
-    conversation_row,
+    compose_filter,
     context_row,
+    conversation_row,
     filter_run,
     good_conversation,
     make_run,
@@ -24,8 +25,9 @@ from tests.filter_helpers import (
 )
 
 SHARD0, SHARD1 = "shard-00000-of-00002", "shard-00001-of-00002"
-LOOP = "\n\n".join(f"{s}: I'm glad you are so passionate about math today." for s in
-                   ["Layman", "Know-all"] * 5)  # fmt: skip
+LOOP = "\n\n".join(
+    f"{s}: I'm glad you are so passionate about math today." for s in ["Layman", "Know-all"] * 5
+)
 PREAMBLE = "Sure! Here is a conversation between two professors:\n\n"
 
 
@@ -48,7 +50,7 @@ def build_rich_run(root: Path) -> Path:
         conversation_row(1, 0, "interview", text="I'm a helpful AI, here to help with math. " * 4),
         conversation_row(
             1, 0, "two_professors", text=PREAMBLE + good_conversation(1, 0, "two_professors")
-        ),  # fmt: skip
+        ),
         '{"text": "torn line',
         {"conversational_style": "debate", "document_id": "doc-001", "context_index": 0},
         conversation_row(0, 0, "problem_solving", text="Ana: I will just talk alone here. " * 8),
@@ -89,7 +91,7 @@ def rich(tmp_path_factory):
 
 
 def test_every_row_lands_in_exactly_one_known_place(rich):
-    _, out, manifest = rich
+    _, _, manifest = rich
     got = {
         style: (t["input"], t["kept"], t["reasons"]) for style, t in manifest["by_style"].items()
     }
@@ -146,8 +148,10 @@ def test_variants_have_the_known_answers(rich):
     ]
     assert len(read_parts(out / "variants" / "all")) == 6
     concat = read_parts(out / "variants" / "concat")
-    assert [(r["document_id"], r["styles"]) for r in concat][0] == (
-        "doc-000", ["teacher_student", "debate"])  # fmt: skip
+    assert (concat[0]["document_id"], concat[0]["styles"]) == (
+        "doc-000",
+        ["teacher_student", "debate"],
+    )
     assert concat[0]["tokens"] == 60 + 120 + 120
     assert len(concat) == 4  # doc-003 lost both conversations to dedup
     raw = read_parts(out / "variants" / "raw")
@@ -186,6 +190,11 @@ def test_rerun_skips_finished_work_and_other_settings_are_refused(rich, tmp_path
     assert marker.stat().st_mtime_ns == stamp
     with pytest.raises(UserError, match="other settings"):
         filter_run(run, out, "filter.length.min_tokens=10")
+    # other variants only redo pass 2
+    fewer = filter_run(run, out, "keep_work=true", "variants.names=[longest]")
+    assert list(fewer["variants"]) == ["longest"] and fewer["written"] > first["written"]
+    assert marker.stat().st_mtime_ns == stamp
+    assert not (out / "variants" / "all").exists()
     redone = filter_run(run, out, "filter.length.min_tokens=10", "overwrite=true")
     assert redone["by_style"]["debate"]["reasons"].get("too_short") is None
 
@@ -200,11 +209,44 @@ def test_a_changed_source_shard_is_refiltered(tmp_path):
     assert filter_run(run, out)["conversations"]["kept"] == 2
 
 
+def test_garbage_rows_are_counted_and_never_a_crash(tmp_path):
+    good = conversation_row(0, 0, "debate")
+    garbage = [
+        "[1, 2, 3]",
+        "not json at all",
+        "\x00\x01",
+        {**good, "completion_tokens": "many"},
+        {**good, "context_index": "0"},
+        {**good, "sample": True},
+        {**good, "text": None},
+        {k: v for k, v in good.items() if k != "conversational_style"},
+        {k: v for k, v in good.items() if k != "document_id"},
+    ]
+    contexts = [context_row(0, 0), {"document_id": "doc-000", "index": "x"}, {"bad": 1}]
+    run = make_run(tmp_path / "run", [[*garbage, good]], [contexts])
+    manifest = filter_run(run, tmp_path / "out")
+    assert manifest["conversations"] == {"input": 10, "kept": 1, "rejected": 9}
+    assert manifest["by_style"]["<unknown>"]["reasons"] == {
+        "malformed_json": 3,
+        "malformed_row": 1,
+    }
+    assert manifest["by_style"]["debate"]["reasons"] == {"malformed_row": 5}
+    assert manifest["malformed_rows"] == 9
+    (marker,) = (tmp_path / "out" / "manifests").glob("*.json")
+    assert json.loads(marker.read_text())["contexts_malformed"] == 2
+    from mind_nemo.report import ReportConfig, write_report
+
+    assert write_report(ReportConfig(run_dir=str(tmp_path / "out")))["all_match"]
+
+
 def test_normalised_labels_keep_the_original(tmp_path):
     text = good_conversation(0, 0, "teacher_student").replace("Teacher:", "**Teacher:**")
     text = text.replace("Student:", "**Student:**")
-    run = make_run(tmp_path / "run", [[conversation_row(0, 0, "teacher_student", text=text)]],
-                   [[context_row(0, 0)]])  # fmt: skip
+    run = make_run(
+        tmp_path / "run",
+        [[conversation_row(0, 0, "teacher_student", text=text)]],
+        [[context_row(0, 0)]],
+    )
     manifest = filter_run(run, tmp_path / "out", "filter.structure.normalize_speakers=true")
     (row,) = read_jsonl(tmp_path / "out" / "conversations" / "shard-00000-of-00001.jsonl")
     assert row["text_original"] == text
@@ -221,8 +263,12 @@ def test_paper_filter_applies_only_the_50_token_rule(rich, tmp_path):
 
 
 def test_incomplete_source_run_is_refused_unless_allowed(tmp_path):
-    run = make_run(tmp_path / "run", [[conversation_row(0, 0, "debate")]], [[context_row(0, 0)]],
-                   status="incomplete")  # fmt: skip
+    run = make_run(
+        tmp_path / "run",
+        [[conversation_row(0, 0, "debate")]],
+        [[context_row(0, 0)]],
+        status="incomplete",
+    )
     with pytest.raises(UserError, match="is not finished"):
         filter_run(run, tmp_path / "out")
     assert filter_run(run, tmp_path / "out", "allow_incomplete=true")["conversations"]["kept"] == 1
@@ -232,18 +278,13 @@ def test_incomplete_source_run_is_refused_unless_allowed(tmp_path):
     ("make", "overrides", "expected"),
     [
         (None, [], "run folder not found"),
-        ("empty", [], "is not a synthesize run"),
         ("run", ["filter.degeneration.max_repeated_ngram_ratio=1.5"], "must be between 0 and 1"),
-        ("run", ["variants.names=[longest,best]"], "unknown variant 'best'"),
         ("run", ["filter.length.min_tokens=many"], "min_tokens"),
-        ("run", ["step=later"], "step='later'"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, make, overrides, expected):
     run = tmp_path / "run"
-    if make == "empty":
-        run.mkdir()
-    elif make == "run":
+    if make == "run":
         make_run(run, [[conversation_row(0, 0, "debate")]], [[context_row(0, 0)]])
     result = run_stage("filter", f"run_dir={run}", *overrides, check=False, timeout=120)
     assert result.returncode == 2, result.stderr
@@ -251,6 +292,52 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, make, overrides, expect
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert expected in lines[0]
     assert not (tmp_path / "run-filtered").exists()  # nothing written on a mistake
+
+
+@pytest.mark.parametrize(
+    ("make", "overrides", "expected"),
+    [
+        ("empty", [], "is not a synthesize run"),
+        ("run", ["variants.names=[longest,best]"], "unknown variant 'best'"),
+        ("run", ["step=later"], "step='later'"),
+        ("run", ["filter.dedup.threshold=0"], "filter.dedup.threshold=0.0 must be in (0, 1]"),
+        ("run", ["judge.min_score=7"], "judge.min_score=7 must be between 1 and 5"),
+        ("run", ["step=shard", "overwrite=true"], "only safe with step=all"),
+        ("run", ["num_shards=2", "step=all"], "in a job array use step=shard"),
+        ("run", ["output_dir=RUN/inside"], "must not be inside the source run"),
+    ],
+)
+def test_more_mistakes_raise_one_line_user_errors(tmp_path, make, overrides, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    if make == "run":
+        make_run(run, [[conversation_row(0, 0, "debate")]], [[context_row(0, 0)]])
+    overrides = [o.replace("RUN", str(run)) for o in overrides]
+    with pytest.raises(UserError) as caught:
+        filter_run(run, tmp_path / "out", *overrides)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_filter_config_instantiates(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    import mind_nemo.report  # noqa: F401  (registers report_schema)
+    from mind_nemo.filters.config import FilterStageConfig, check_settings
+
+    for group in sorted(p.stem for p in (REPO / "hydra_configs" / "filter").glob("*.yaml")):
+        cfg = OmegaConf.to_object(compose_filter(tmp_path, tmp_path / "o", f"filter={group}"))
+        assert isinstance(cfg, FilterStageConfig)
+        check_settings(cfg)
+    default = OmegaConf.to_object(compose_filter(tmp_path / "r", tmp_path / "o"))
+    assert default.filter.length.min_tokens == 50  # the paper's rule
+    assert default.judge.enabled is False  # the paper found self-judging too lenient
+    GlobalHydra.instance().clear()
+    with initialize_config_module("hydra_configs", version_base="1.3"):
+        raw = compose(config_name="filter", overrides=[f"run_dir={tmp_path}/x/"])
+        assert raw.output_dir == f"{tmp_path}/x-filtered"
+        assert compose(config_name="report", overrides=["run_dir=r"]).max_points > 0
 
 
 def test_cli_runs_and_prints_the_summary(tmp_path):

@@ -55,8 +55,13 @@ def test_report_renders_markdown_and_self_contained_html(filtered):
     assert len(images) == 5
     assert all(base64.b64decode(i).startswith(PNG) for i in images)
     assert "report_plots/" not in page  # nothing outside the file
-    for title in ("length distribution", "Prompt vs completion", "Turns per conversation",
-                  "Filter reasons", "Throughput"):  # fmt: skip
+    for title in (
+        "length distribution",
+        "Prompt vs completion",
+        "Turns per conversation",
+        "Filter reasons",
+        "Throughput",
+    ):
         assert title in markdown and title in page
 
 

@@ -22,8 +22,13 @@ def conv(doc: str, index: int, style: str, tokens: int, sample: int = 0) -> dict
 
 
 def ctx(doc: str, index: int, tokens: int) -> dict:
-    return {"document_id": doc, "index": index, "text": f"[{doc}/{index}]",
-            "token_start": 10, "token_end": 10 + tokens}  # fmt: skip
+    return {
+        "document_id": doc,
+        "index": index,
+        "text": f"[{doc}/{index}]",
+        "token_start": 10,
+        "token_end": 10 + tokens,
+    }
 
 
 CONTEXTS = [ctx("b", 0, 50), ctx("a", 1, 40), ctx("a", 0, 30), ctx("c", 0, 20)]
@@ -50,13 +55,15 @@ def built(request, tmp_path):
 def test_longest_picks_the_most_tokens_per_context(built):
     out, _ = built
     rows = read_parts(out / "variants" / "longest")
-    assert [(r["document_id"], r["context_index"], r["conversational_style"], r["sample"],
-             r["tokens"]) for r in rows] == [
+    assert [
+        (r["document_id"], r["context_index"], r["conversational_style"], r["sample"], r["tokens"])
+        for r in rows
+    ] == [
         ("a", 0, "two_students", 0, 100),
         ("a", 1, "interview", 1, 75),
         ("b", 0, "interview", 0, 90),
         ("z", 0, "debate", 0, 80),
-    ]  # fmt: skip
+    ]
     assert rows[0]["text"] == "<a/0/two_students/0>"
     assert rows[0]["key"] == "a#0/two_students/0"
 
@@ -79,8 +86,7 @@ def test_concat_is_the_context_then_its_conversations_in_paper_order(built):
     assert set(rows) == {("a", 0), ("a", 1), ("b", 0)}  # c/0 has none, z/0 has no context
     assert rows[("a", 0)]["text"] == "[a/0]\n--\n<a/0/two_students/0>\n--\n<a/0/debate/0>"
     assert rows[("b", 0)]["styles"] == ["teacher_student", "interview"]
-    assert rows[("a", 1)]["keys"] == [
-        "a#1/teacher_student/0", "a#1/interview/0", "a#1/interview/1"]  # fmt: skip
+    assert rows[("a", 1)]["keys"] == ["a#1/teacher_student/0", "a#1/interview/0", "a#1/interview/1"]
     assert rows[("a", 1)]["tokens"] == 40 + 70 + 71 + 75
     assert stats["concat"]["tokens"] == (30 + 200) + (40 + 216) + (50 + 150)
 
@@ -89,7 +95,11 @@ def test_raw_is_every_context(built):
     out, stats = built
     rows = read_parts(out / "variants" / "raw")
     assert [(r["document_id"], r["context_index"], r["tokens"]) for r in rows] == [
-        ("a", 0, 30), ("a", 1, 40), ("b", 0, 50), ("c", 0, 20)]  # fmt: skip
+        ("a", 0, 30),
+        ("a", 1, 40),
+        ("b", 0, 50),
+        ("c", 0, 20),
+    ]
     assert (stats["raw"]["rows"], stats["raw"]["tokens"]) == (4, 140)
 
 
@@ -111,6 +121,11 @@ def test_only_requested_variants_are_written(tmp_path):
 
 def test_context_without_token_span_is_counted_with_the_tokenizer(tmp_path):
     context = {"document_id": "a", "index": 0, "text": "one two three"}
-    stats = build_variants(iter([]), iter([context]), VariantsConfig(names=["raw"]), tmp_path,
-                           lambda text: len(text.split()))  # fmt: skip
+    stats = build_variants(
+        iter([]),
+        iter([context]),
+        VariantsConfig(names=["raw"]),
+        tmp_path,
+        lambda text: len(text.split()),
+    )
     assert stats["raw"]["tokens"] == 3

@@ -20,6 +20,7 @@ import bisect
 import hashlib
 import os
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,12 @@ def fingerprint(text: str) -> bytes:
 
 
 def shingles(text: str, n: int) -> list[bytes]:
-    """Word n-grams (the whole text as one shingle when it has fewer than n words)."""
+    """Word n-grams (the whole text as one shingle when it has fewer than n words). Repeats are
+    kept: a minimum does not care, and building a set costs more than hashing them twice."""
     words = _WORDS.findall(text.casefold())
     if len(words) < n:
         return [" ".join(words).encode("utf-8")]
-    return list({" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)})
+    return [" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)]
 
 
 class Signer:
@@ -50,7 +52,9 @@ class Signer:
 
     def __init__(self, cfg: DedupConfig) -> None:
         self.cfg = cfg
-        self._template = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
+        # crc32 (C, deterministic across processes) hashes the shingles; datasketch's default
+        # sha1 wrapper costs twice as much per shingle and buys nothing here.
+        self._template = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=zlib.crc32)
         self.scheme = self._template.scheme
         self.dtype = self._template.hashvalues.dtype
 

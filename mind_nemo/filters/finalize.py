@@ -9,6 +9,7 @@ last. Rerunning it redoes all of this from the staged files, so it is safe to re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -209,6 +210,7 @@ def finalize(
         },
         "judge": _sum_judge(markers),
         "variants": variants,
+        "variants_config": dataclasses.asdict(cfg.variants),
         "shards": shard_summary,
         "seconds": {
             "pass1": round(sum(m["seconds"] for m in markers.values()), 3),

@@ -25,29 +25,29 @@ _META_NOUN = (
     r"(?:conversation|dialogue|dialog|debate|interview|discussion|lesson|transcript|exchange"
     r"|script|rewrite|rewritten (?:text|version)|version|role[- ]?play)"
 )
+#: Nouns that name the task's output unambiguously (``version`` or ``exchange`` may be maths).
+_TASK_NOUN = r"(?:conversation|dialogue|dialog|debate|interview|discussion|transcript)"
 _INTRO = [
-    re.compile(
-        rf"^(?:here(?:'s| is| are)|below is|below you will find|the following is)\b"
-        rf".*\b{_META_NOUN}"
-    ),
-    re.compile(
-        r"^(?:i(?:'ll| will| have|'ve)|let me|let's|we(?:'ll| will))\s+(?:now\s+)?"
-        r"(?:write|create|rewrite|turn|recast|present|generate|draft|compose)\b"
-    ),
-    re.compile(rf"^(?:a |an |the )?{_META_NOUN}\b[^\n]{{0,120}}$"),
+    re.compile(rf"^(?:here(?:'s| is| are)|below is|below you will find|the following is)\b"
+               rf".*\b{_META_NOUN}"),
+    re.compile(r"^(?:i(?:'ll| will| have|'ve)|let me|let's|we(?:'ll| will))\s+(?:now\s+)?"
+               r"(?:write|create|rewrite|turn|recast|present|generate|draft|compose)\b"),
+    re.compile(rf"^(?:a |an |the )?{_TASK_NOUN}\b[^\n.]{{0,100}}$"),  # a title line
     re.compile(r"^title\s*:"),
-]
+]  # fmt: skip
 #: Short one-line acknowledgements ("Sure!", "Certainly, here you go:").
 _ACK = re.compile(
     r"^(?:sure|certainly|of course|okay|ok|absolutely|great|alright|no problem|here you go)\b"
 )
 _OUTRO = [
     re.compile(r"^(?:i hope|hope this|hopefully,? this)\b"),
-    re.compile(rf"^(?:this|the above|the|in this|in the above) {_META_NOUN}\b"),
+    re.compile(rf"^(?:this|the above|in this|in the above) (?:{_TASK_NOUN}|exchange|rewrite"
+               r"|rewritten text|lesson)\b"),
+    re.compile(rf"^the {_TASK_NOUN} (?:above|ends|covers|shows|highlights|demonstrates)"),
     re.compile(r"^(?:let me know|feel free|if you (?:have|need|want|would))\b"),
     re.compile(rf"^notes?\s*:.*\b(?:{_META_NOUN}|prompt|instructions?|text above)\b"),
     re.compile(rf"^end of (?:the )?{_META_NOUN}"),
-]
+]  # fmt: skip
 _SEPARATOR = re.compile(r"^[-*_=~]{3,}$")
 _SELF = re.compile(
     r"\bas an ai\b|\bas a (?:large )?language model\b|\bi(?:'m| am) smollm\b"
@@ -99,12 +99,22 @@ class LeakageFilter:
         self.cfg = cfg
         n = cfg.instruction_ngram
         self.shingles = {s: word_shingles(t, n) for s, t in (instructions or {}).items()}
+        #: Words that start an instruction shingle: only those positions are looked at.
+        self.starts = {s: {g[0] for g in grams} for s, grams in self.shingles.items()}
 
     def echo_hits(self, style: str, text: str) -> int:
+        """How many distinct instruction shingles ``text`` contains."""
         shingles = self.shingles.get(style)
         if not shingles:
             return 0
-        return len(shingles & word_shingles(text, self.cfg.instruction_ngram))
+        n, starts = self.cfg.instruction_ngram, self.starts[style]
+        words = _WORDS.findall(fold(text))
+        found = {
+            gram
+            for i in range(len(words) - n + 1)
+            if words[i] in starts and (gram := tuple(words[i : i + n])) in shingles
+        }
+        return len(found)
 
     def _is_echo(self, style: str, text: str) -> bool:
         return self.echo_hits(style, text) > self.cfg.max_instruction_hits

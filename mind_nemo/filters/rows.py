@@ -46,9 +46,10 @@ def row_problem(row: dict[str, Any]) -> str | None:
     index = row.get("context_index")
     if not isinstance(index, int) or isinstance(index, bool):
         return "context_index is missing or not an integer"
-    sample = row.get("sample", 0)
-    if not isinstance(sample, int) or isinstance(sample, bool):
-        return "sample is not an integer"
+    for name in ("sample", "prompt_tokens", "completion_tokens", "cached_tokens"):
+        value = row.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"{name} is not an integer"
     return None
 
 

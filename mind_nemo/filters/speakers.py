@@ -114,14 +114,15 @@ def match_label(line: str) -> tuple[str, str] | None:
 def parse_dialogue(text: str) -> Dialogue:
     """Split ``text`` into turns (see the module docstring for the rules)."""
     lines = text.splitlines()
-    labels: dict[int, tuple[str, str]] = {}
+    labels: dict[int, tuple[str, str]] = {}  # line -> (speaker key, rest of the line)
     names: dict[str, str] = {}
     for number, line in enumerate(lines):
         found = match_label(line)
         if found:
-            labels[number] = found
-            names.setdefault(speaker_key(found[0]), found[0])
-    counts = Counter(speaker_key(name) for name, _ in labels.values())
+            key = speaker_key(found[0])
+            labels[number] = (key, found[1])
+            names.setdefault(key, found[0])
+    counts = Counter(key for key, _ in labels.values())
     speakers = {key for key, n in counts.items() if n >= 2}
     if len(speakers) < 2:
         speakers = set(counts)
@@ -135,9 +136,9 @@ def parse_dialogue(text: str) -> Dialogue:
 
     for number, line in enumerate(lines):
         label = labels.get(number)
-        if label and speaker_key(label[0]) in speakers:
+        if label and label[0] in speakers:
             close()
-            turns.append(Turn(speaker_key(label[0]), "", number))
+            turns.append(Turn(label[0], "", number))
             body = [label[1]] if label[1] else []
         elif turns:
             body.append(line)

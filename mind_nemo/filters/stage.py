@@ -77,20 +77,16 @@ class FilterStage:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self.layout.claim(identity, self.cfg.overwrite)
         write_atomic(self.layout.root / "config.yaml", OmegaConf.to_yaml(self.raw, resolve=True))
-        shards = self.source.shards
         if self.step == "shard":
-            shards = [s for j, s in enumerate(shards) if j % self.num_shards == self.shard_id]
-        if self.step == "finalize":
-            shards = []
+            self._shard_step()
+            return None
         shas = {s: file_sha256(self.source.conversations(s)) for s in self.source.shards}
         if self._finalized(shas):
             log.info("%s is already filtered for these inputs and settings", self.layout.root)
             return self.layout.read_manifest()
-        todo = [s for s in shards if not shard_done(self.layout, s, shas[s], self.hash)]
-        if todo:
+        if self.step == "all":
+            todo = [s for s in shas if not shard_done(self.layout, s, shas[s], self.hash)]
             self._pass1(todo, shas)
-        if self.step == "shard":
-            return None
         markers = {}
         missing = []
         for shard in self.source.shards:
@@ -107,6 +103,26 @@ class FilterStage:
             self.layout, self.source, self.cfg, markers, self.signer, self.count_tokens, self.hash
         )
 
+    def _shard_step(self) -> None:
+        """Pass 1 on this task's shards only (checksums of ours only: tasks share no reads)."""
+        shards = self.source.shards
+        mine = [s for j, s in enumerate(shards) if j % self.num_shards == self.shard_id]
+        shas = {s: file_sha256(self.source.conversations(s)) for s in mine}
+        manifest = self.layout.read_manifest() or {}
+        covered = (
+            manifest.get("status") == "complete" and manifest.get("settings_hash") == self.hash
+        )
+        finalized = manifest.get("inputs", {}) if covered else {}
+        self._pass1(
+            [
+                s
+                for s in mine
+                if finalized.get(s) != shas[s]
+                and not shard_done(self.layout, s, shas[s], self.hash)
+            ],
+            shas,
+        )
+
     def _finalized(self, shas: dict[str, str]) -> bool:
         manifest = self.layout.read_manifest()
         return bool(
@@ -114,10 +130,12 @@ class FilterStage:
             and manifest.get("status") == "complete"
             and manifest.get("settings_hash") == self.hash
             and manifest.get("inputs") == shas
-            and set(manifest.get("variants", {})) == set(self.cfg.variants.names)
+            and manifest.get("variants_config") == dataclasses.asdict(self.cfg.variants)
         )
 
     def _pass1(self, shards: list[str], shas: dict[str, str]) -> None:
+        if not shards:
+            return
         cfg = self.cfg
         tools = ShardTools(
             settings=cfg.filter,

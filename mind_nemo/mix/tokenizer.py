@@ -22,12 +22,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mind_nemo.errors import UserError
-from mind_nemo.mix.config import TOKENIZER_TYPES, TokenizerConfig
+
+if TYPE_CHECKING:  # workers import this module; they need no Hydra
+    from mind_nemo.mix.config import TokenizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class Encoder:
 
 def resolve_tokenizer(cfg: TokenizerConfig) -> TokenizerInfo:
     """Load and check the configured tokenizer; a mistake is one :class:`UserError` line."""
+    from mind_nemo.mix.config import TOKENIZER_TYPES
+
     kind = str(cfg.type).lower()
     if kind not in TOKENIZER_TYPES:
         raise UserError(

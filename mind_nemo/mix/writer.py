@@ -46,16 +46,26 @@ def temp_path(path: Path) -> Path:
 
 
 class DatasetWriter:
-    """Accumulates documents into ``prefix.bin``/``prefix.idx`` under temporary names."""
+    """Accumulates documents into ``prefix.bin``/``prefix.idx`` under temporary names.
+
+    The megatron-core builder is created on the first batch, so the workers are already busy
+    while megatron-core (several seconds: it imports torch) is being imported.
+    """
 
     def __init__(self, prefix: Path, dtype: np.dtype) -> None:
         self.prefix, self.dtype = prefix, np.dtype(dtype)
         self.bin_path, self.idx_path = prefix_paths(prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        builder_cls = megatron_indexed_dataset().IndexedDatasetBuilder
-        self.builder = builder_cls(str(temp_path(self.bin_path)), dtype=self.dtype.type)
+        self._builder: Any = None
         self.sha256 = hashlib.sha256()
         self.tokens = 0
+
+    @property
+    def builder(self) -> Any:
+        if self._builder is None:
+            self.prefix.parent.mkdir(parents=True, exist_ok=True)
+            builder_cls = megatron_indexed_dataset().IndexedDatasetBuilder
+            self._builder = builder_cls(str(temp_path(self.bin_path)), dtype=self.dtype.type)
+        return self._builder
 
     @property
     def documents(self) -> int:
@@ -94,7 +104,8 @@ class DatasetWriter:
 
     def abort(self) -> None:
         """Drop the temporary files (an interrupted source leaves nothing behind)."""
-        self.builder.data_file.close()
+        if self._builder is not None:
+            self._builder.data_file.close()
         for path in (temp_path(self.bin_path), temp_path(self.idx_path)):
             path.unlink(missing_ok=True)
 

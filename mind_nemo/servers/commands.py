@@ -14,14 +14,19 @@ from mind_nemo.errors import UserError
 
 LAUNCHED_TYPES = ("local", "vllm", "sglang", "trtllm")
 SERVER_TYPES = (*LAUNCHED_TYPES, "openai")
+KV_BLOCK_TOKENS = 256
 
 
 def transformers_serve_command(cfg: ServerConfig, model_path: str, port: int) -> list[str]:
     """``transformers serve`` with continuous batching: the embedded CPU default."""
     exe = [sys.executable, "-m", "transformers.cli.transformers"]
+    cache: list[str] = []
+    if cfg.kv_cache_tokens:
+        blocks = -(-cfg.kv_cache_tokens // KV_BLOCK_TOKENS)
+        cache = ["--cb-block-size", str(KV_BLOCK_TOKENS), "--cb-num-blocks", str(blocks)]
     return [
         *exe, "serve", model_path,
-        "--continuous-batching", "--device", "cpu",
+        "--continuous-batching", "--device", "cpu", *cache,
         "--host", cfg.host, "--port", str(port),
         *cfg.extra_args,
     ]  # fmt: skip

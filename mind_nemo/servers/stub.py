@@ -6,8 +6,9 @@ derived from the prompt (so two runs give identical text), after a random latenc
 rate it misbehaves in every way the engine must survive: 429 with ``Retry-After``, 500 and 503,
 answers slower than any sane timeout, connections dropped mid-request, and malformed bodies.
 Like a prefix-caching server it reports ``cached_tokens``: the words a prompt shares with the
-previous one from its start. It speaks just enough HTTP/1.1 (keep-alive, Content-Length) over asyncio streams to be fast: the
-client-overhead benchmark needs a server that is never the bottleneck.
+previous one from its start. It speaks just enough HTTP/1.1 (keep-alive, Content-Length) over
+asyncio streams to be fast: the client-overhead benchmark needs a server that is never the
+bottleneck.
 """
 
 from __future__ import annotations
