@@ -94,10 +94,9 @@ class ServerConfig:
     #: ``null`` picks a free port.
     port: int | None = None
     startup_timeout_s: float = 600.0
-    #: KV-cache capacity in tokens for the local server (``null``: transformers' default, which
-    #: claims most of the free memory; on CPU that is ~14 GB of a 24 GB machine). Much below
-    #: concurrency x (prompt + answer) the server slows to a crawl.
-    kv_cache_tokens: int | None = 32768
+    #: Share of free memory the local server may give its KV cache (``null``: transformers'
+    #: default, which on CPU claims ~14 GB of a 24 GB machine).
+    kv_cache_memory_fraction: float | None = 0.25
     #: GPU servers: tensor-parallel size, nodes and GPUs per node.
     tensor_parallel_size: int = 1
     num_nodes: int = 1

@@ -34,25 +34,43 @@ def print_summary(run: MixRun, manifest: dict[str, Any]) -> None:
         f"tokenizer:    {tok['type']} {tok['name']} (vocab {tok['vocab_size']}, eod {tok['eod']})"
     )
     if manifest["status"] == "shard_complete":
-        rows = [[n, r.get("documents", 0), r.get("tokens", 0), run.session.get(n, "reused")]
-                for n, r in manifest["sources"].items()]  # fmt: skip
+        rows = [
+            [n, r.get("documents", 0), r.get("tokens", 0), run.session.get(n, "reused")]
+            for n, r in manifest["sources"].items()
+        ]
         print(format_table(["source", "documents", "tokens", "this session"], rows))
-        print(f"shard {run.shard_id} of {run.num_shards} done; when every shard is done, run the "
-              "same command with step=finalize")  # fmt: skip
+        print(
+            f"shard {run.shard_id} of {run.num_shards} done; when every shard is done, run the "
+            "same command with step=finalize"
+        )
         return
     rows = [
-        [n, s["group"], s["documents"], s["tokens"], f"{s['share']:.1%}",
-         f"{s['target_tokens']:,.0f}", round(s["epochs"], 3), s["this_session"]]
+        [
+            n,
+            s["group"],
+            s["documents"],
+            s["tokens"],
+            f"{s['share']:.1%}",
+            f"{s['target_tokens']:,.0f}",
+            round(s["epochs"], 3),
+            s["this_session"],
+        ]
         for n, s in manifest["sources"].items()
-    ]  # fmt: skip
+    ]
     headers = ["source", "group", "documents", "tokens", "share", "target tokens", "epochs", "now"]
     print(format_table(headers, rows))
-    print(f"total:        {manifest['total_tokens']:,.0f} tokens = "
-          f"{manifest['train_samples']:,} samples of {manifest['seq_length']}")  # fmt: skip
-    print(f"Megatron-LM:  --data-args-path {run.run_dir / 'data_args.txt'} "
-          f"--train-samples {manifest['train_samples']}")  # fmt: skip
-    print(f"NeMo:         PreTrainingDataModule(paths=<blend.json nemo.paths>) "
-          f"from {run.run_dir / 'blend.json'}")  # fmt: skip
+    print(
+        f"total:        {manifest['total_tokens']:,.0f} tokens = "
+        f"{manifest['train_samples']:,} samples of {manifest['seq_length']}"
+    )
+    print(
+        f"Megatron-LM:  --data-args-path {run.run_dir / 'data_args.txt'} "
+        f"--train-samples {manifest['train_samples']}"
+    )
+    print(
+        f"NeMo:         PreTrainingDataModule(paths=<blend.json nemo.paths>) "
+        f"from {run.run_dir / 'blend.json'}"
+    )
 
 
 @exit_on_user_error

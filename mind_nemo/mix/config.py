@@ -7,10 +7,15 @@ start-up with one line, before a tokenizer is loaded or a file is written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mind_nemo.errors import UserError
 
 #: Kinds of source a mix can read (see :mod:`mind_nemo.mix.sources`).
 SOURCE_KINDS: tuple[str, ...] = ("corpus", "variant", "conversations")
@@ -81,7 +86,9 @@ class MixConfig:
 
     #: Name of the mix (the ``mix/`` file sets it); names the default run folder.
     name: str = MISSING
-    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    #: Source name -> :class:`SourceConfig` fields (checked by :func:`source_configs`; kept
+    #: untyped here so ``+sources.NEW.path=...`` works on the command line).
+    sources: dict[str, Any] = field(default_factory=dict)
     #: Group -> weight by tokens, e.g. ``{math: 2, general: 1}`` (the paper's 2:1). Empty: every
     #: source is its own group with its ``weight``.
     groups: dict[str, float] = field(default_factory=dict)
@@ -111,6 +118,22 @@ class MixConfig:
     #: Redo every source even if its finished output is already there.
     force: bool = False
     progress: bool = True
+
+
+def source_configs(sources: Mapping[str, Any]) -> dict[str, SourceConfig]:
+    """Each entry of ``sources`` checked against :class:`SourceConfig`; a typo is one line."""
+    result = {}
+    for name, entry in sources.items():
+        if isinstance(entry, SourceConfig):
+            result[str(name)] = entry
+            continue
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(SourceConfig), entry or {})
+            result[str(name)] = OmegaConf.to_object(node)  # type: ignore[assignment]
+        except OmegaConfBaseException as err:
+            message = str(err).splitlines()[0]
+            raise UserError(f"sources.{name}: {message}") from None
+    return result
 
 
 def register_mix_configs() -> None:

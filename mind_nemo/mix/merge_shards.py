@@ -9,6 +9,7 @@ the merged dataset is byte-identical to what one process would have written.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,9 @@ def merge_datasets(parts: list[Path], prefix: Path, dtype: np.dtype) -> dict[str
     temp_bin, temp_idx = temp_path(bin_path), temp_path(idx_path)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     builder = indexed.IndexedDatasetBuilder(str(temp_bin), dtype=np.dtype(dtype).type)
+    # add_index runs gc.collect() after every part; with torch loaded a full collection takes
+    # about a second. Freezing what exists now leaves it only the merge's own objects to scan.
+    gc.freeze()
     try:
         for part in parts:
             builder.add_index(str(part))
@@ -37,6 +41,8 @@ def merge_datasets(parts: list[Path], prefix: Path, dtype: np.dtype) -> dict[str
         temp_bin.unlink(missing_ok=True)
         temp_idx.unlink(missing_ok=True)
         raise
+    finally:
+        gc.unfreeze()
     return {
         "prefix": str(prefix),
         "documents": len(builder.sequence_lengths),

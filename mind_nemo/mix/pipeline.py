@@ -105,15 +105,24 @@ def tokenize_units(
     stats = TokenizeStats()
     limit = cfg.limit_documents
     total = _span(units)
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc=label,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     start = time.perf_counter()
     chunks = (chunk for unit in units for chunk in read_unit(unit, cfg, batch_bytes))
     try:
         for chunk, encoded in pool.map_ordered(chunks):
             if limit is not None and stats.documents + encoded.documents >= limit:
                 encoded = encoded.head(limit - stats.documents)
-            writer.add_batch(encoded.tokens, encoded.lengths)
+            if encoded.documents:  # (an empty source never loads megatron-core)
+                writer.add_batch(encoded.tokens, encoded.lengths)
             stats.documents += encoded.documents
             stats.tokens += int(encoded.tokens.size)
             stats.input_bytes += chunk.size
@@ -122,8 +131,9 @@ def tokenize_units(
             stats.skipped.update(encoded.skipped)
             elapsed = max(time.perf_counter() - start, 1e-9)
             bar.update(chunk.size)
-            bar.set_postfix(docs=stats.documents, tok_s=f"{stats.tokens / elapsed:,.0f}",
-                            refresh=False)  # fmt: skip
+            bar.set_postfix(
+                docs=stats.documents, tok_s=f"{stats.tokens / elapsed:,.0f}", refresh=False
+            )
             if limit is not None and stats.documents >= limit:
                 break
     finally:

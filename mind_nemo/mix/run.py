@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from mind_nemo.errors import UserError
 from mind_nemo.jsonl import write_atomic, write_json_atomic
 from mind_nemo.mix.blend import Plan, assign_groups, plan_mix, write_blend
-from mind_nemo.mix.config import STEPS, MixConfig
+from mind_nemo.mix.config import STEPS, MixConfig, source_configs
 from mind_nemo.mix.merge_shards import merge_datasets, remove_parts, sum_records
 from mind_nemo.mix.pipeline import TokenizerPool, tokenize_units
 from mind_nemo.mix.sources import ResolvedSource, resolve, shard_units
@@ -50,9 +50,11 @@ def check_settings(cfg: MixConfig) -> None:
     if cfg.step not in STEPS:
         raise UserError(f"step={cfg.step!r} must be one of {', '.join(STEPS)}")
     checks = [
-        ("workers", cfg.workers, 0), ("batch_bytes", cfg.batch_bytes, 1),
-        ("max_in_flight", cfg.max_in_flight, 1), ("seq_length", cfg.seq_length, 1),
-    ]  # fmt: skip
+        ("workers", cfg.workers, 0),
+        ("batch_bytes", cfg.batch_bytes, 1),
+        ("max_in_flight", cfg.max_in_flight, 1),
+        ("seq_length", cfg.seq_length, 1),
+    ]
     for key, value, low in checks:
         if value is not None and value < low:
             raise UserError(f"{key}={value} must be >= {low}")
@@ -73,7 +75,7 @@ class MixRun:
         self.step = cfg.step if cfg.step != "auto" else ("shard" if self.num_shards > 1 else "all")
         if self.step == "all" and self.num_shards > 1:
             raise UserError("step=all runs every shard in one process; use num_shards=1")
-        self.sources = {n: s for n, s in cfg.sources.items() if s.enabled}
+        self.sources = {n: s for n, s in source_configs(cfg.sources).items() if s.enabled}
         assign_groups(self.sources, dict(cfg.groups))
         self.resolved = {n: resolve(n, s, cfg.split_bytes) for n, s in self.sources.items()}
         self.tokenizer = resolve_tokenizer(cfg.tokenizer)
@@ -99,11 +101,21 @@ class MixRun:
         else:
             records = self._tokenize_all()
         if self.step == "shard":
-            return {"status": "shard_complete", "shard": [self.shard_id, self.num_shards],
-                    "sources": records, "seconds": time.perf_counter() - started}  # fmt: skip
+            return {
+                "status": "shard_complete",
+                "shard": [self.shard_id, self.num_shards],
+                "sources": records,
+                "seconds": time.perf_counter() - started,
+            }
         cfg = self.cfg
-        plan = plan_mix(self.sources, dict(cfg.groups), records, cfg.total_tokens,
-                        cfg.max_epochs, cfg.seq_length)  # fmt: skip
+        plan = plan_mix(
+            self.sources,
+            dict(cfg.groups),
+            records,
+            cfg.total_tokens,
+            cfg.max_epochs,
+            cfg.seq_length,
+        )
         blend = write_blend(self.run_dir, plan)
         manifest = self._manifest(plan, blend, records, time.perf_counter() - started)
         write_json_atomic(self.run_dir / "manifest.json", manifest)
@@ -160,8 +172,9 @@ class MixRun:
         src = self.resolved[name]
         writer = DatasetWriter(target, self.tokenizer.dtype)
         try:
-            stats = tokenize_units(units, src.cfg, pool, writer, self.cfg.batch_bytes, name,
-                                   self.cfg.progress)  # fmt: skip
+            stats = tokenize_units(
+                units, src.cfg, pool, writer, self.cfg.batch_bytes, name, self.cfg.progress
+            )
             if stats.documents == 0 and self.step == "all":
                 raise UserError(_empty_message(src, stats.to_dict()))
             info = writer.commit()
@@ -170,8 +183,13 @@ class MixRun:
             raise
         record = {"source": name, "identity": identity, **stats.to_dict(), **info}
         write_marker(target, record)
-        log.info("%s: %d documents, %d tokens in %.1fs", name, stats.documents, stats.tokens,
-                 stats.seconds)  # fmt: skip
+        log.info(
+            "%s: %d documents, %d tokens in %.1fs",
+            name,
+            stats.documents,
+            stats.tokens,
+            stats.seconds,
+        )
         return record
 
     # ----------------------------------------------------------------------- merging
@@ -215,14 +233,35 @@ class MixRun:
             record = records[row.name]
             cfg = self.sources[row.name]
             sources[row.name] = {
-                "kind": cfg.kind, "path": cfg.path, "variant": cfg.variant,
-                "styles": list(cfg.styles), "group": row.group, "weight": cfg.weight,
-                "documents": row.documents, "tokens": row.tokens, "share": row.share,
-                "natural_share": row.natural_share, "target_tokens": row.target_tokens,
-                "epochs": row.epochs, "this_session": self.session.get(row.name, "reused"),
-                **{k: record.get(k) for k in ("prefix", "bin_bytes", "bin_sha256", "idx_sha256",
-                   "input_bytes", "filtered", "skipped", "seconds", "tokens_per_s", "shards")},
-            }  # fmt: skip
+                "kind": cfg.kind,
+                "path": cfg.path,
+                "variant": cfg.variant,
+                "styles": list(cfg.styles),
+                "group": row.group,
+                "weight": cfg.weight,
+                "documents": row.documents,
+                "tokens": row.tokens,
+                "share": row.share,
+                "natural_share": row.natural_share,
+                "target_tokens": row.target_tokens,
+                "epochs": row.epochs,
+                "this_session": self.session.get(row.name, "reused"),
+                **{
+                    k: record.get(k)
+                    for k in (
+                        "prefix",
+                        "bin_bytes",
+                        "bin_sha256",
+                        "idx_sha256",
+                        "input_bytes",
+                        "filtered",
+                        "skipped",
+                        "seconds",
+                        "tokens_per_s",
+                        "shards",
+                    )
+                },
+            }
         return {
             "status": "complete",
             "name": self.cfg.name,
@@ -239,7 +278,7 @@ class MixRun:
                 "seconds": round(wall, 3),
                 "workers": self.workers,
                 "sources": dict(self.session),
-            },  # fmt: skip
+            },
         }
 
 

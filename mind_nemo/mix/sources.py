@@ -17,6 +17,7 @@ import gzip
 import io
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -123,9 +124,12 @@ def _corpus_config(name: str, cfg: SourceConfig) -> CorpusConfig:
         if path in PACKAGED:
             path = str(Path(__file__).resolve().parents[1] / "data" / PACKAGED[path])
         return CorpusConfig(
-            path=path, format=cfg.format, text_field=cfg.text_field,
-            hf_split=cfg.hf_split, hf_name=cfg.hf_name,
-        )  # fmt: skip
+            path=path,
+            format=cfg.format,
+            text_field=cfg.text_field,
+            hf_split=cfg.hf_split,
+            hf_name=cfg.hf_name,
+        )
     run = Path(os.path.expanduser(path))
     if not run.is_dir():
         raise UserError(f"source {name!r}: run folder not found: {path}")
@@ -189,14 +193,17 @@ def read_unit(unit: Unit, cfg: SourceConfig, batch_bytes: int) -> Iterator[Chunk
         for block in _jsonl_blocks(unit, batch_bytes):
             yield Chunk(("jsonl", block, text_field, styles), len(block))
     elif kind == "parquet":
-        yield from _text_chunks(_parquet_tables(unit, text_field, styles), text_field, styles,
-                                batch_bytes)  # fmt: skip
+        yield from _text_chunks(
+            _parquet_tables(unit, text_field, styles), text_field, styles, batch_bytes
+        )
     elif kind == "hf_disk":
-        yield from _text_chunks(_hf_disk_tables(unit, cfg, text_field, styles), text_field,
-                                styles, batch_bytes)  # fmt: skip
+        yield from _text_chunks(
+            _hf_disk_tables(unit, cfg, text_field, styles), text_field, styles, batch_bytes
+        )
     else:
-        yield from _text_chunks(_hf_hub_tables(unit, cfg, text_field, styles), text_field,
-                                styles, batch_bytes)  # fmt: skip
+        yield from _text_chunks(
+            _hf_hub_tables(unit, cfg, text_field, styles), text_field, styles, batch_bytes
+        )
 
 
 def _compressed(path: str) -> bool:
@@ -204,7 +211,7 @@ def _compressed(path: str) -> bool:
 
 
 def _open_stream(path: str, stack: ExitStack) -> IO[bytes]:
-    raw = stack.enter_context(open(path, "rb"))
+    raw = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (closed by the stack)
     lower = path.lower()
     if lower.endswith(".gz"):
         return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
@@ -246,7 +253,7 @@ def _jsonl_blocks(unit: Unit, batch_bytes: int) -> Iterator[bytes]:
                     return
                 yield block
                 pos += len(block)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise UserError(f"cannot read {unit.source.label}: {err}") from None
         except Exception as err:  # zstd raises its own error type for corrupt frames
             if type(err).__module__.startswith("zstandard"):

@@ -158,6 +158,9 @@ def _eod_id(
 def _huggingface(name: str) -> tuple[dict[str, Any], int, int | None, Callable]:
     from mind_nemo.embedded_model import load_tokenizer
 
+    local = os.path.expanduser(name)
+    if (os.path.isabs(local) or name.startswith((".", "~"))) and not os.path.exists(local):
+        raise UserError(f"tokenizer not found: {name} (no such file or directory)")
     try:
         tok = load_tokenizer(name)
     except UserError:
@@ -174,8 +177,10 @@ def _huggingface(name: str) -> tuple[dict[str, Any], int, int | None, Callable]:
     spec["content_hash"] = hashlib.sha256(content.encode()).hexdigest()
 
     def lookup(token: str) -> int | None:
-        ids = tok.convert_tokens_to_ids([token])
-        return None if not ids or ids[0] is None or ids[0] == tok.unk_token_id else int(ids[0])
+        token_id = tok.convert_tokens_to_ids(token)
+        if token_id is None or tok.convert_ids_to_tokens(int(token_id)) != token:
+            return None  # unknown tokens map to the unk id, which spells differently
+        return int(token_id)
 
     return spec, len(tok), tok.eos_token_id, lookup
 
@@ -196,7 +201,7 @@ def _sentencepiece(name: str) -> tuple[dict[str, Any], int, int | None, Callable
 
     def lookup(token: str) -> int | None:
         token_id = sp.piece_to_id(token)
-        return None if token_id == sp.unk_id() and token != sp.id_to_piece(token_id) else token_id
+        return token_id if sp.id_to_piece(token_id) == token else None
 
     eos = sp.eos_id()
     return spec, sp.get_piece_size(), eos if eos >= 0 else None, lookup

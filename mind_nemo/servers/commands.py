@@ -14,16 +14,14 @@ from mind_nemo.errors import UserError
 
 LAUNCHED_TYPES = ("local", "vllm", "sglang", "trtllm")
 SERVER_TYPES = (*LAUNCHED_TYPES, "openai")
-KV_BLOCK_TOKENS = 256
 
 
 def transformers_serve_command(cfg: ServerConfig, model_path: str, port: int) -> list[str]:
     """``transformers serve`` with continuous batching: the embedded CPU default."""
     exe = [sys.executable, "-m", "transformers.cli.transformers"]
     cache: list[str] = []
-    if cfg.kv_cache_tokens:
-        blocks = -(-cfg.kv_cache_tokens // KV_BLOCK_TOKENS)
-        cache = ["--cb-block-size", str(KV_BLOCK_TOKENS), "--cb-num-blocks", str(blocks)]
+    if cfg.kv_cache_memory_fraction:
+        cache = ["--cb-max-memory-percent", str(cfg.kv_cache_memory_fraction)]
     return [
         *exe, "serve", model_path,
         "--continuous-batching", "--device", "cpu", *cache,
