@@ -28,7 +28,7 @@ setup(
         "zstandard>=0.22",
         "tqdm>=4.66",
         "pyyaml>=6",
-        "datasketch>=1.6",
+        "datasketch>=2.0",
         "matplotlib>=3.8",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6", "openai>=1.40"]},

@@ -10,7 +10,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import mind_nemo.merge  # noqa: F401  (registers merge_schema)
+import mind_nemo.filter  # noqa: F401  (each stage module registers its config schema)
+import mind_nemo.merge  # noqa: F401
+import mind_nemo.report  # noqa: F401
 from mind_nemo.config import SynthesizeConfig, register_configs
 from tests.conftest import run_stage
 

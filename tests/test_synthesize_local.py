@@ -45,7 +45,12 @@ def test_local_server_run_on_sample_corpus(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.integration
-def test_ctrl_c_stops_the_server_and_keeps_work(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated"),
+     (signal.SIGKILL, -9, "")],
+)  # fmt: skip
+def test_signals_stop_the_server_and_keep_work(tiny_model_dir, tmp_path, sig, code, word):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "mind_nemo.synthesize", "+style=all",
            f"server.model={tiny_model_dir}", "limit=null", "server.max_new_tokens=300",
@@ -55,19 +60,21 @@ def test_ctrl_c_stops_the_server_and_keeps_work(tiny_model_dir, tmp_path):
     conversations = out / "conversations" / f"{SHARD}.jsonl"
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not (
-            conversations.exists() and conversations.read_text()
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and not (conversations.exists() and conversations.read_text())
         ):
             time.sleep(0.2)
         assert proc.poll() is None, "the run must still be going when we press Ctrl-C"
         assert server_processes(tiny_model_dir)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    time.sleep(1)
+    assert proc.returncode == code
+    assert word in stderr and "Traceback" not in stderr
+    time.sleep(2)  # kill -9: the server goes by its parent-death signal
     assert not server_processes(tiny_model_dir)
     assert read_rows(conversations)  # what finished is kept, every line whole
 

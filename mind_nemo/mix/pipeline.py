@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mind_nemo.mix.config import SourceConfig
-from mind_nemo.mix.sources import Chunk, Unit, read_unit
+from mind_nemo.mix.readers import Chunk, Unit, read_unit
 from mind_nemo.mix.tokenizer import TokenizerInfo, build_encoder
 from mind_nemo.mix.worker import Encoded, encode_task, init_worker, run_task
 from mind_nemo.mix.writer import DatasetWriter

@@ -59,10 +59,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: own process group, and SIGTERM when the parent dies (Linux)."""
+    """In the child before exec: own process group, and SIGKILL when the parent dies (Linux).
+
+    SIGKILL, not SIGTERM: uvicorn-based servers shut down gracefully on SIGTERM, which means
+    finishing every in-flight generation for a client that no longer exists."""
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
@@ -86,7 +89,7 @@ def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
     )
 
 
-def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+def stop_process(process: subprocess.Popen, grace_s: float = 5.0) -> None:
     """Terminate the server's process group, then kill it if it lingers."""
     if process.poll() is not None:
         return
