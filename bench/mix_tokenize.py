@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,9 +48,10 @@ tok = Tokenizer.from_file(sys.argv[1])
 texts = [json.loads(line)["text"] for line in open(sys.argv[2], encoding="utf-8")]
 out = {}
 for name in ("encode_batch", "encode_batch_fast"):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     n = sum(len(e.ids) for e in getattr(tok, name)(texts, add_special_tokens=False))
-    out[name] = [time.perf_counter() - start, n + len(texts)]  # + one end token per document
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out[name] = [wall, cpu, n + len(texts)]  # + one end token per document
 print(json.dumps(out))
 """
 
@@ -118,15 +120,19 @@ def split_input(path: Path, folder: Path, parts: int) -> None:
         (folder / f"part-{i:04d}.jsonl").write_text("".join(lines[i::parts]), encoding="utf-8")
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``cmd``; return wall seconds, CPU seconds of it and its children, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         cmd, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True
     )
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return wall, proc.stdout
+    return wall, cpu, proc.stdout
 
 
 def read_tokens(prefix: str) -> dict[str, Any]:
@@ -155,10 +161,12 @@ def run_ours(b: Bench) -> dict[str, dict[str, Any]]:
         f"output_dir={run_dir}",
         "progress=false",
     ]
-    wall, _ = timed(cmd)
+    wall, cpu, _ = timed(cmd)
     record = json.loads((run_dir / "manifest.json").read_text())["sources"]["data"]
     info = read_tokens(str(run_dir / "datasets" / "data_text_document"))
-    return {"mind_nemo.mix": {"wall_s": wall, "tokenize_s": record["seconds"], **info}}
+    return {
+        "mind_nemo.mix": {"wall_s": wall, "cpu_s": cpu, "tokenize_s": record["seconds"], **info}
+    }
 
 
 def run_preprocess(b: Bench) -> dict[str, dict[str, Any]]:
@@ -185,8 +193,8 @@ def run_preprocess(b: Bench) -> dict[str, dict[str, Any]]:
         "--log-interval",
         "1000000000",
     ]
-    wall, _ = timed(cmd, env={"PYTHONPATH": os.pathsep.join(paths)})
-    return {PREPROCESS: {"wall_s": wall, **read_tokens(f"{prefix}_text_document")}}
+    wall, cpu, _ = timed(cmd, env={"PYTHONPATH": os.pathsep.join(paths)})
+    return {PREPROCESS: {"wall_s": wall, "cpu_s": cpu, **read_tokens(f"{prefix}_text_document")}}
 
 
 def run_datatrove(b: Bench) -> dict[str, dict[str, Any]]:
@@ -204,22 +212,21 @@ def run_datatrove(b: Bench) -> dict[str, dict[str, Any]]:
         b.workers,
         str(target / "logs"),
     ]
-    wall, _ = timed(cmd)
+    wall, cpu, _ = timed(cmd)
     parts = [read_tokens(str(p)[:-4]) for p in sorted((target / "data").glob("*.idx"))]
     tokens, docs = sum(p["tokens"] for p in parts), sum(p["documents"] for p in parts)
-    return {DATATROVE: {"wall_s": wall, "tokens": tokens, "documents": docs}}
+    return {DATATROVE: {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "documents": docs}}
 
 
 def run_ceiling(b: Bench) -> dict[str, dict[str, Any]]:
     script = b.out / "ceiling.py"
     script.write_text(CEILING_SCRIPT)
     env = {"RAYON_NUM_THREADS": b.workers, "TOKENIZERS_PARALLELISM": "true"}
-    _, stdout = timed(
-        [sys.executable, str(script), str(b.tok_dir / "tokenizer.json"), str(b.corpus)], env=env
-    )
+    cmd = [sys.executable, str(script), str(b.tok_dir / "tokenizer.json"), str(b.corpus)]
+    _, _, stdout = timed(cmd, env=env)
     return {
-        f"raw tokenizer {name} (no I/O)": {"wall_s": seconds, "tokens": tokens}
-        for name, (seconds, tokens) in json.loads(stdout).items()
+        f"raw tokenizer {name} (no I/O)": {"wall_s": wall, "cpu_s": cpu, "tokens": tokens}
+        for name, (wall, cpu, tokens) in json.loads(stdout).items()
     }
 
 
@@ -247,16 +254,22 @@ def report(results: dict[str, Any], b: Bench, input_mb: float) -> None:
     rate = {k: v["tokens"] / v["wall_s"] for k, v in results.items()}
     ceiling = max(v for k, v in rate.items() if k.startswith("raw tokenizer"))
     base = rate.get(PREPROCESS)
+    per_cpu = {k: v["tokens"] / v["cpu_s"] for k, v in results.items()}
+    cpu_ceiling = max(v for k, v in per_cpu.items() if k.startswith("raw tokenizer"))
     lines = [
-        "| system | wall s | tokens | tokens/s | vs preprocess_data.py | vs ceiling |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | wall s | tokens/s | vs preprocess_data.py | vs ceiling | CPU s "
+        "| tokens per CPU-s | vs ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, v in results.items():
         vs_base = f"{rate[name] / base:.2f}x" if base else "-"
         lines.append(
-            f"| {name} | {v['wall_s']:.2f} | {v['tokens']:,} | {rate[name]:,.0f} | "
-            f"{vs_base} | {rate[name] / ceiling:.2f}x |"
+            f"| {name} | {v['wall_s']:.2f} | {rate[name]:,.0f} | {vs_base} | "
+            f"{rate[name] / ceiling:.2f}x | {v['cpu_s']:.1f} | {per_cpu[name]:,.0f} | "
+            f"{per_cpu[name] / cpu_ceiling:.2f}x |"
         )
+    tokens = {v["tokens"] for v in results.values()}
+    lines.append(f"\ntokens written (same for every row): {', '.join(f'{t:,}' for t in tokens)}")
     print(
         f"\ninput {input_mb:.1f} MB JSONL, {b.workers} workers, tokenizer {b.args.tokenizer}, "
         f"best of {b.args.repeat} interleaved rounds; ceiling = fastest raw batch encode"

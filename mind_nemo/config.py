@@ -95,8 +95,8 @@ class ServerConfig:
     port: int | None = None
     startup_timeout_s: float = 600.0
     #: Share of free memory the local server may give its KV cache (``null``: transformers'
-    #: default, which on CPU claims ~14 GB of a 24 GB machine).
-    kv_cache_memory_fraction: float | None = 0.25
+    #: default, which on CPU claims ~14 GB of a 24 GB machine; smaller shares measured slower).
+    kv_cache_memory_fraction: float | None = None
     #: GPU servers: tensor-parallel size, nodes and GPUs per node.
     tensor_parallel_size: int = 1
     num_nodes: int = 1

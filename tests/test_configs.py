@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import mind_nemo.filter  # noqa: F401  (each stage module registers its config schema)
-import mind_nemo.merge  # noqa: F401
+import mind_nemo.filter
+import mind_nemo.merge
 import mind_nemo.report  # noqa: F401
 from mind_nemo.config import SynthesizeConfig, register_configs
 from tests.conftest import run_stage

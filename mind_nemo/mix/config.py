@@ -104,7 +104,7 @@ class MixConfig:
     workers: int | None = None
     #: Text per worker task (bytes); bounds memory together with ``max_in_flight``.
     batch_bytes: int = 4 << 20
-    #: Tasks queued or running at once (``null``: 2 x workers).
+    #: Tasks queued or running at once (``null``: 2 x workers, and at least 64 MiB of text).
     max_in_flight: int | None = None
     #: Plain JSONL files are cut into byte ranges of this size, the units shards are made of.
     split_bytes: int = 256 << 20

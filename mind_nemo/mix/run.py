@@ -30,6 +30,7 @@ from mind_nemo.mix.blend import Plan, assign_groups, plan_mix, write_blend
 from mind_nemo.mix.config import STEPS, MixConfig, source_configs
 from mind_nemo.mix.merge_shards import merge_datasets, remove_parts, sum_records
 from mind_nemo.mix.pipeline import TokenizerPool, tokenize_units
+from mind_nemo.mix.readers import Unit
 from mind_nemo.mix.sources import ResolvedSource, resolve, shard_units
 from mind_nemo.mix.tokenizer import resolve_tokenizer
 from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_done, write_marker
@@ -129,32 +130,13 @@ class MixRun:
         failed = True
         try:
             for name in self.resolved:
-                final = (
-                    None
-                    if self.cfg.force
-                    else read_done(self.final_prefix(name), self.identity(name))
-                )
-                if final is not None:
+                target, identity, units = self._work(name)
+                done = self._reusable(name, target, identity)
+                if done is not None:
                     self.session[name] = "reused"
-                    records[name] = final
+                    records[name] = done
                     continue
-                if self.step == "shard":
-                    target, identity = (
-                        self.part_prefix(name, self.shard_id),
-                        self._part_identity(name),
-                    )
-                    units = shard_units(self.resolved[name].units, self.shard_id, self.num_shards)
-                    done = None if self.cfg.force else read_done(target, identity)
-                    if done is not None:
-                        self.session[name] = "reused"
-                        records[name] = done
-                        continue
-                else:
-                    target, identity = self.final_prefix(name), self.identity(name)
-                    units = self.resolved[name].units
-                if pool is None:
-                    in_flight = self.cfg.max_in_flight or 2 * max(self.workers, 1)
-                    pool = TokenizerPool(self.tokenizer, self.workers, in_flight)
+                pool = pool or TokenizerPool(self.tokenizer, self.workers, self._in_flight())
                 records[name] = self._tokenize(name, units, target, identity, pool)
                 self.session[name] = "tokenized"
             failed = False
@@ -163,11 +145,37 @@ class MixRun:
                 pool.close(abort=failed)
         return records
 
+    def _work(self, name: str) -> tuple[Path, dict[str, Any], list[Unit]]:
+        """Where this invocation writes a source, what identifies it, and which units it reads."""
+        if self.step == "shard":
+            units = shard_units(self.resolved[name].units, self.shard_id, self.num_shards)
+            return self.part_prefix(name, self.shard_id), self._part_identity(name), units
+        return self.final_prefix(name), self.identity(name), self.resolved[name].units
+
+    def _reusable(self, name: str, target: Path, identity: dict[str, Any]) -> dict | None:
+        """A finished dataset for this work: the merged source, or this shard's part."""
+        if self.cfg.force:
+            return None
+        final = read_done(self.final_prefix(name), self.identity(name))
+        return final if final is not None else read_done(target, identity)
+
+    def _in_flight(self) -> int:
+        """Tasks queued at once: two per worker, and at least 64 MiB of text, so the workers
+        never wait while this process is busy (importing megatron-core, writing)."""
+        if self.cfg.max_in_flight:
+            return self.cfg.max_in_flight
+        return max(2 * max(self.workers, 1), (64 << 20) // self.cfg.batch_bytes)
+
     def _part_identity(self, name: str) -> dict[str, Any]:
         return {**self.identity(name), "shard": [self.shard_id, self.num_shards]}
 
     def _tokenize(
-        self, name: str, units: list, target: Path, identity: dict[str, Any], pool: TokenizerPool
+        self,
+        name: str,
+        units: list[Unit],
+        target: Path,
+        identity: dict[str, Any],
+        pool: TokenizerPool,
     ) -> dict[str, Any]:
         src = self.resolved[name]
         writer = DatasetWriter(target, self.tokenizer.dtype)
