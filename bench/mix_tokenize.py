@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -121,18 +120,42 @@ def split_input(path: Path, folder: Path, parts: int) -> None:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; return wall seconds, CPU seconds of it and its children, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``cmd``; return wall seconds, CPU seconds of its whole process tree, and stdout.
+
+    CPU time is sampled per process with psutil (datatrove's workers are grandchildren that the
+    OS would not count for us), so it is robust to other jobs sharing the machine: they slow the
+    wall clock, not the CPU seconds a tool needs.
+    """
+    import psutil
+
     start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    seen: dict[tuple[int, float], float] = {}
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for p in tree:
+            try:
+                times = p.cpu_times()
+                seen[(p.pid, p.create_time())] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return wall, cpu, proc.stdout
+        raise RuntimeError(f"{cmd[:3]} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    return wall, sum(seen.values()), stdout
 
 
 def read_tokens(prefix: str) -> dict[str, Any]:

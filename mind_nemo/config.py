@@ -118,7 +118,7 @@ class EngineConfig:
     #: Seconds of throughput measured per adaptive step.
     adaptive_window_s: float = 10.0
     #: Give up on a server that answers nothing for this long (dead server detection).
-    server_dead_after_s: float = 300.0
+    server_dead_after_s: float = 900.0
 
 
 @dataclass

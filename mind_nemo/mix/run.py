@@ -26,12 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from mind_nemo.errors import UserError
 from mind_nemo.jsonl import write_atomic, write_json_atomic
-from mind_nemo.mix.blend import Plan, assign_groups, plan_mix, write_blend
+from mind_nemo.mix.blend import assign_groups, plan_mix, write_blend
 from mind_nemo.mix.config import STEPS, MixConfig, source_configs
+from mind_nemo.mix.manifest import build_manifest, empty_message
 from mind_nemo.mix.merge_shards import merge_datasets, remove_parts, sum_records
 from mind_nemo.mix.pipeline import TokenizerPool, tokenize_units
 from mind_nemo.mix.readers import Unit
-from mind_nemo.mix.sources import ResolvedSource, resolve, shard_units
+from mind_nemo.mix.sources import resolve, shard_units
 from mind_nemo.mix.tokenizer import resolve_tokenizer
 from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_done, write_marker
 from mind_nemo.run_settings import resolve_shard
@@ -118,7 +119,21 @@ class MixRun:
             cfg.seq_length,
         )
         blend = write_blend(self.run_dir, plan)
-        manifest = self._manifest(plan, blend, records, time.perf_counter() - started)
+        session = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "workers": self.workers,
+            "sources": dict(self.session),
+        }
+        manifest = build_manifest(
+            cfg.name,
+            self.tokenizer.describe(),
+            dict(cfg.groups),
+            self.sources,
+            plan,
+            blend,
+            records,
+            session,
+        )
         write_json_atomic(self.run_dir / "manifest.json", manifest)
         return manifest
 
@@ -184,7 +199,7 @@ class MixRun:
                 units, src.cfg, pool, writer, self.cfg.batch_bytes, name, self.cfg.progress
             )
             if stats.documents == 0 and self.step == "all":
-                raise UserError(_empty_message(src, stats.to_dict()))
+                raise UserError(empty_message(src, stats.to_dict()))
             info = writer.commit()
         except BaseException:
             writer.abort()
@@ -213,7 +228,7 @@ class MixRun:
             records = [r for r in part_records if r is not None]
             totals = sum_records(records)
             if sum(int(r["documents"]) for r in records) == 0:
-                raise UserError(_empty_message(self.resolved[name], totals))
+                raise UserError(empty_message(self.resolved[name], totals))
             info = merge_datasets(parts, self.final_prefix(name), self.tokenizer.dtype)
             record = {"source": name, "identity": identity, **totals, **info}
             write_marker(self.final_prefix(name), record)
@@ -230,75 +245,3 @@ class MixRun:
             f"done ({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); run step=shard "
             "for them with the same config"
         )
-
-    # ----------------------------------------------------------------------- reporting
-
-    def _manifest(
-        self, plan: Plan, blend: dict[str, Any], records: dict[str, dict[str, Any]], wall: float
-    ) -> dict[str, Any]:
-        sources = {}
-        for row in plan.rows:
-            record = records[row.name]
-            cfg = self.sources[row.name]
-            sources[row.name] = {
-                "kind": cfg.kind,
-                "path": cfg.path,
-                "variant": cfg.variant,
-                "styles": list(cfg.styles),
-                "group": row.group,
-                "weight": cfg.weight,
-                "documents": row.documents,
-                "tokens": row.tokens,
-                "share": row.share,
-                "natural_share": row.natural_share,
-                "target_tokens": row.target_tokens,
-                "epochs": row.epochs,
-                "this_session": self.session.get(row.name, "reused"),
-                **{
-                    k: record.get(k)
-                    for k in (
-                        "prefix",
-                        "bin_bytes",
-                        "bin_sha256",
-                        "idx_sha256",
-                        "input_bytes",
-                        "filtered",
-                        "skipped",
-                        "seconds",
-                        "tokens_per_s",
-                        "shards",
-                    )
-                },
-            }
-        return {
-            "status": "complete",
-            "name": self.cfg.name,
-            "tokenizer": self.tokenizer.describe(),
-            "groups": dict(self.cfg.groups),
-            "total_tokens": plan.total_tokens,
-            "seq_length": plan.seq_length,
-            "train_samples": plan.train_samples,
-            "documents": sum(r.documents for r in plan.rows),
-            "tokens": sum(r.tokens for r in plan.rows),
-            "sources": sources,
-            "blend": blend,
-            "session": {
-                "seconds": round(wall, 3),
-                "workers": self.workers,
-                "sources": dict(self.session),
-            },
-        }
-
-
-def _empty_message(src: ResolvedSource, stats: dict[str, Any]) -> str:
-    skipped = ", ".join(f"{k}={v}" for k, v in stats.get("skipped", {}).items())
-    detail = []
-    if skipped:
-        detail.append(f"skipped rows: {skipped}")
-    if stats.get("filtered"):
-        detail.append(f"{stats['filtered']} rows of other styles (styles={list(src.cfg.styles)})")
-    if src.cfg.limit_documents == 0:
-        detail.append("limit_documents=0")
-    return f"source {src.name!r} is empty: no documents in {src.cfg.path}" + (
-        f" ({'; '.join(detail)})" if detail else ""
-    )
