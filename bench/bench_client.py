@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import time
 
 import httpx
 
 from mind_nemo.client import OpenAICompatibleClient
-from mind_nemo.servers import free_port
+from mind_nemo.servers.stub import StubProcess
 
 PROMPT = [{"role": "user", "content": "Let x = 3. " * 200 + "Explain as a dialogue."}]
 SAMPLING = {"temperature": 1.0, "top_p": 0.9, "max_tokens": 64}
@@ -78,16 +76,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(port)])
-    url = f"http://127.0.0.1:{port}/v1"
+    stub = StubProcess()
+    url = stub.url
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
         rows = [
             measure("mind_nemo client (aiohttp)", run_ours, url, args.requests, args.concurrency),
             measure(
@@ -102,7 +93,7 @@ def main() -> None:
         except ImportError:
             print("datatrove: not installed here (pip install datatrove[inference]); row skipped")
     finally:
-        stub.kill()
+        stub.stop()
     base = rows[1]
     print(f"\n{args.requests} requests, concurrency {args.concurrency}, instant stub on loopback")
     print(f"{'client':34} {'completions/s':>14} {'client CPU ms/req':>18} {'vs baseline':>12}")

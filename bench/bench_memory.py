@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from mind_nemo.servers import free_port
+from mind_nemo.servers.stub import StubProcess
 
 
 def write_corpus(path: Path, n: int) -> None:
@@ -53,18 +51,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,1000000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(port),
-                             "--words", "20"])  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
+    stub = StubProcess("--words", "20")
+    url = stub.url
     rows = []
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
         with tempfile.TemporaryDirectory() as tmp:
             for n in sizes:
                 corpus = Path(tmp) / f"corpus-{n}.jsonl"
@@ -74,7 +64,7 @@ def main() -> None:
                 print(f"{n:>9} docs: peak RSS {rss_kb / 1024:8.1f} MiB, {wall:7.1f}s, "
                       f"{manifest['conversations']} conversations", flush=True)  # fmt: skip
     finally:
-        stub.kill()
+        stub.stop()
     base = rows[0]
     print(f"\n{'documents':>10} {'conversations':>14} {'peak RSS MiB':>13} {'vs smallest':>12}")
     for n, rss, _, convs in rows:

@@ -38,7 +38,7 @@ import zstandard
 
 from mind_nemo.config import CorpusConfig
 from mind_nemo.errors import UserError
-from mind_nemo.records import Document, text_hash
+from mind_nemo.records import Document, text_hash, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -391,21 +391,27 @@ def _iter_parquet(source: Source, cfg: CorpusConfig) -> Iterator[tuple[int, Row]
                 yield row_number, row
 
 
-def _load_hf_disk(source: Source, cfg: CorpusConfig) -> Any:
-    """Open a ``save_to_disk`` folder (memory-mapped Arrow), picking ``cfg.hf_split``."""
+def load_saved_dataset(path: str, split: str) -> Any:
+    """Open a ``save_to_disk`` folder (memory-mapped Arrow), picking ``split`` if it has several."""
     import datasets
 
     try:
-        data = datasets.load_from_disk(source.path)
+        data = datasets.load_from_disk(path)
     except Exception as err:  # any failure here means an unreadable folder
-        raise UserError(f"cannot load saved dataset {source.path}: {_one_line(err)}") from err
+        raise UserError(f"cannot load saved dataset {path}: {_one_line(err)}") from err
     if isinstance(data, datasets.DatasetDict):
-        if cfg.hf_split not in data:
+        if split not in data:
             raise UserError(
-                f"saved dataset {source.path} has no split {cfg.hf_split!r} "
-                f"(splits: {', '.join(data)}); set corpus.hf_split"
+                f"saved dataset {path} has no split {split!r} "
+                f"(splits: {', '.join(data)}); set hf_split"
             )
-        data = data[cfg.hf_split]
+        data = data[split]
+    return data
+
+
+def _load_hf_disk(source: Source, cfg: CorpusConfig) -> Any:
+    """The saved dataset of a corpus source, with its text (and id) columns checked."""
+    data = load_saved_dataset(source.path, cfg.hf_split)
     _check_columns(source, data.column_names, cfg)
     return data
 
@@ -450,12 +456,8 @@ def _make_document(row: Row, label: str, row_number: int, cfg: CorpusConfig) -> 
     if isinstance(row, str):
         return row
     text = row.get(cfg.text_field)
-    if text is None:
-        return "missing_text"
-    if not isinstance(text, str):
-        return "non_string_text"
-    if not text.strip():
-        return "empty_text"
+    if reason := text_problem(text):
+        return reason
     if cfg.id_field:
         raw_id = row.get(cfg.id_field)
         if raw_id is None or raw_id == "":

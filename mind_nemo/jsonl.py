@@ -90,21 +90,32 @@ class JsonlAppender:
         self.close()
 
 
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file; unparsable lines are logged and skipped."""
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as f:
+def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """``(line number, parsed object or None, raw line)`` for every non-blank line.
+
+    Undecodable bytes are replaced rather than fatal, so one bad line never hides the rest;
+    callers decide whether a ``None`` row is logged, counted or rejected.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except ValueError:
-                log.warning("%s:%d: skipping a line that is not valid JSON", path, number)
-                continue
-            if isinstance(row, dict):
-                yield row
+                row = None
+            yield number, row if isinstance(row, dict) else None, line.rstrip("\n")
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file (none if it does not exist); unparsable lines are logged, skipped."""
+    if not path.exists():
+        return
+    for number, row, _ in read_lines(path):
+        if row is None:
+            log.warning("%s:%d: skipping a line that is not a JSON object", path, number)
+        else:
+            yield row
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -17,6 +17,17 @@ from typing import Any
 ConversationKey = tuple[str, int, str, int]
 
 
+def text_problem(text: Any) -> str | None:
+    """Why a row's text cannot be a document (a counted skip reason), or None when it can."""
+    if text is None:
+        return "missing_text"
+    if not isinstance(text, str):
+        return "non_string_text"
+    if not text.strip():
+        return "empty_text"
+    return None
+
+
 @dataclass
 class Document:
     """One raw page of the corpus, as read."""

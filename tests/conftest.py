@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mind_nemo.servers.stub import StubProcess
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,45 +87,6 @@ def embedded_run_dir(tmp_path_factory) -> Path:
         timeout=900,
     )
     return out
-
-
-class StubProcess:
-    """A ``mind_nemo.servers.stub`` server in a subprocess on a free loopback port."""
-
-    def __init__(self, *args: str) -> None:
-        import httpx
-
-        from mind_nemo.servers import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(self.port), *args]
-        )
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            import time
-
-            time.sleep(0.05)
-        raise RuntimeError("stub server did not start")
-
-    def overrides(self) -> list[str]:
-        """synthesize overrides that point at this stub (tokenizer: the embedded one)."""
-        return [
-            "server=openai",
-            f"server.base_url={self.url}",
-            "server.model=stub",
-            "server.tokenizer=embedded",
-            "server.api_key_env=null",
-        ]
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from typing import Any
 from mind_nemo.filters.config import FilterStageConfig
 from mind_nemo.filters.dedup import NearDuplicateIndex, Signer, map_signatures, read_fingerprints
 from mind_nemo.filters.layout import OutputLayout
-from mind_nemo.filters.rows import read_lines, rejected_row
+from mind_nemo.filters.rows import rejected_row
 from mind_nemo.filters.source import SourceRun
 from mind_nemo.filters.tally import StyleTally, Tally
-from mind_nemo.jsonl import JsonlAppender, iter_jsonl, write_json_atomic
+from mind_nemo.jsonl import JsonlAppender, iter_jsonl, read_lines, write_json_atomic
 from mind_nemo.records import key_string
 from mind_nemo.shard_store import file_sha256, row_key
 from mind_nemo.variants import build_variants

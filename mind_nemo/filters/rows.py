@@ -8,9 +8,7 @@ full, then a count) and written to the rejects file; neither stops the stage.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,6 @@ log = logging.getLogger(__name__)
 UNKNOWN_STYLE = "<unknown>"
 #: Malformed lines logged in full per file before the rest are only counted.
 LOG_FIRST = 5
-
-
-def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """``(line number, parsed object or None, raw line)`` for every non-blank line."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            yield number, row if isinstance(row, dict) else None, line.rstrip("\n")
 
 
 def row_problem(row: dict[str, Any]) -> str | None:

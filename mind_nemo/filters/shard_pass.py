@@ -34,12 +34,11 @@ from mind_nemo.filters.rows import (
     UNKNOWN_STYLE,
     MalformedLog,
     kept_row,
-    read_lines,
     rejected_row,
     row_problem,
 )
 from mind_nemo.filters.tally import Tally
-from mind_nemo.jsonl import JsonlAppender, write_json_atomic
+from mind_nemo.jsonl import JsonlAppender, read_lines, write_json_atomic
 from mind_nemo.shard_store import file_sha256
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mind_nemo.corpus import Source
+from mind_nemo.corpus import Source, load_saved_dataset
 from mind_nemo.errors import UserError
 from mind_nemo.mix.config import SourceConfig
-from mind_nemo.mix.worker import STYLE_FIELD, Task, text_problem
+from mind_nemo.mix.worker import STYLE_FIELD, Task
+from mind_nemo.records import text_problem
 
 #: Rows per Arrow slice read from Parquet / saved datasets.
 ARROW_ROWS = 2048
@@ -146,17 +147,8 @@ def _parquet_tables(unit: Unit, text_field: str, styles: tuple[str, ...]) -> Ite
 
 
 def load_hf_disk(source: Source, cfg: SourceConfig) -> Any:
-    import datasets
-
-    try:
-        data = datasets.load_from_disk(source.path)
-    except Exception as err:  # any failure here means an unreadable folder
-        raise UserError(f"cannot load saved dataset {source.path}: {err}") from None
-    if isinstance(data, datasets.DatasetDict):
-        if cfg.hf_split not in data:
-            raise UserError(f"saved dataset {source.path} has no split {cfg.hf_split!r}")
-        data = data[cfg.hf_split]
-    return data
+    """The saved dataset behind ``source`` (split ``cfg.hf_split``), memory-mapped."""
+    return load_saved_dataset(source.path, cfg.hf_split)
 
 
 def _hf_disk_tables(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mind_nemo.mix.tokenizer import Encoder, build_encoder
+from mind_nemo.records import text_problem
 
 #: Row field holding a conversation's style (synthesize and filter runs).
 STYLE_FIELD = "conversational_style"
@@ -135,14 +136,3 @@ def parse_jsonl_block(
         else:
             texts.append(text)
     return texts, skipped, filtered
-
-
-def text_problem(text: Any) -> str | None:
-    """Why a row's text cannot be a document, or None when it can."""
-    if text is None:
-        return "missing_text"
-    if not isinstance(text, str):
-        return "non_string_text"
-    if not text.strip():
-        return "empty_text"
-    return None

@@ -20,6 +20,11 @@ import hashlib
 import json
 import random
 import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 
 FAULTS = ("429", "500", "503", "timeout", "drop", "malformed")
@@ -164,6 +169,54 @@ class StubServer:
         }
         return json.dumps({"id": "stub", "object": "chat.completion", "model": "stub",
                            "choices": [choice], "usage": usage}).encode()  # fmt: skip
+
+
+class StubProcess:
+    """This server in a subprocess on a free loopback port, for tests and benchmarks.
+
+    ``StubProcess("--latency", "0,0.01")`` returns once ``/health`` answers; ``url`` is the
+    ``/v1`` base URL; ``stop()`` (or leaving a ``with`` block) kills it.
+    """
+
+    def __init__(self, *args: str, startup_timeout_s: float = 30.0) -> None:
+        from mind_nemo.servers import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(self.port), *args]
+        )
+        deadline = time.monotonic() + startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"stub server exited with status {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"stub server did not answer /health in {startup_timeout_s:.0f}s")
+
+    def overrides(self) -> list[str]:
+        """synthesize overrides that point at this stub (tokenizer: the embedded one)."""
+        return [
+            "server=openai",
+            f"server.base_url={self.url}",
+            "server.model=stub",
+            "server.tokenizer=embedded",
+            "server.api_key_env=null",
+        ]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self) -> StubProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def serve(host: str, port: int, settings: StubSettings) -> None:
