@@ -7,7 +7,8 @@
 #       sources.general.path='/lustre/fineweb-edu/*.parquet' output_dir=/lustre/mix/owm4b_longest
 #
 # Environment: MIX_CPUS (CPUs per task, default 32: one tokenizer worker each), MIX_TIME (default
-# 04:00:00), PYTHON (default python), SBATCH_EXTRA (e.g. "--account=acct --partition=cpu").
+# 04:00:00), PYTHON (default python), MIX_LOG_DIR (job logs, default slurm-logs), SBATCH_EXTRA
+# (e.g. "--account=acct --partition=cpu").
 # A failed task can be resubmitted alone (--array=I): finished sources and shards are reused.
 set -euo pipefail
 if [[ $# -lt 1 || ! $1 =~ ^[0-9]+$ ]]; then
@@ -18,13 +19,15 @@ tasks=$1
 shift
 overrides=$(printf '%q ' "$@")
 python=${PYTHON:-python}
+logs=${MIX_LOG_DIR:-slurm-logs}
+mkdir -p "$logs"
 common=(--cpus-per-task="${MIX_CPUS:-32}" --time="${MIX_TIME:-04:00:00}")
 # shellcheck disable=SC2206  # SBATCH_EXTRA is a list of flags on purpose
 extra=(${SBATCH_EXTRA:-})
 
 array=$(sbatch --parsable --job-name=mix-shard --array="0-$((tasks - 1))" "${common[@]}" "${extra[@]}" \
-  --wrap "$python -m mind_nemo.mix $overrides num_shards=$tasks step=shard progress=false")
+  --output="$logs/%x-%A_%a.out" --wrap "$python -m mind_nemo.mix $overrides num_shards=$tasks step=shard progress=false")
 final=$(sbatch --parsable --job-name=mix-finalize --dependency="afterok:${array%%;*}" \
-  "${common[@]}" "${extra[@]}" \
+  "${common[@]}" "${extra[@]}" --output="$logs/%x-%j.out" \
   --wrap "$python -m mind_nemo.mix $overrides num_shards=$tasks step=finalize progress=false")
 echo "shards: job array $array ($tasks tasks); merge + blend: job $final"
