@@ -11,8 +11,8 @@ setup(
         include=["mind_nemo", "mind_nemo.*", "hydra_configs", "hydra_configs.*"]
     ),
     package_data={
-        "mind_nemo": ["prompts/*.yaml", "data/*.jsonl"],
-        "hydra_configs": ["*.yaml", "*/*.yaml"],
+        "mind_nemo": ["prompts/*.yaml", "data/*.jsonl", "slurm/templates/*.j2"],
+        "hydra_configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
     },
     install_requires=[
         # torch is pinned in the Makefile (torch==2.13.0, the CPU build on this machine's disk);
@@ -28,6 +28,7 @@ setup(
         "zstandard>=0.22",
         "tqdm>=4.66",
         "pyyaml>=6",
+        "jinja2>=3.1",
         "datasketch>=2.0",
         "megatron-core==0.16.1",
         "tiktoken>=0.7",
