@@ -24,6 +24,7 @@ def require_sbatch() -> None:
 
 def submit(script: Path, *, after: list[str], singleton: bool, hold: bool) -> str:
     """``sbatch --parsable`` the script; it starts after every job in ``after`` succeeded."""
+    require_sbatch()
     dependency = [f"afterok:{':'.join(after)}"] if after else []
     if singleton:
         dependency.append("singleton")
