@@ -146,9 +146,12 @@ class CpuRNGStatesTracker:
 
 
 def install_rng_tracker() -> CpuRNGStatesTracker:
-    """Make megatron's ``get_cuda_rng_tracker()`` return a :class:`CpuRNGStatesTracker`."""
+    """Make megatron's ``get_cuda_rng_tracker()`` return a :class:`CpuRNGStatesTracker` (the
+    one already installed, if any, so its seeded streams survive a second call)."""
     from megatron.core.tensor_parallel import random as mrandom
 
+    if isinstance(mrandom._CUDA_RNG_STATE_TRACKER, CpuRNGStatesTracker):
+        return mrandom._CUDA_RNG_STATE_TRACKER
     tracker = CpuRNGStatesTracker()
     mrandom._CUDA_RNG_STATE_TRACKER = tracker
     mrandom._CUDA_RNG_STATE_TRACKER_INITIALIZED = True
@@ -180,5 +183,6 @@ def seed_model_parallel(seed: int) -> None:
         mrandom.model_parallel_cuda_manual_seed(seed)
         return
     tracker = install_rng_tracker()
+    tracker.reset()
     tp_rank = parallel_state.get_tensor_model_parallel_rank()
     tracker.add(mrandom._MODEL_PARALLEL_RNG_TRACKER_NAME, seed + 2718 + tp_rank)

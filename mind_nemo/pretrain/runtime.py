@@ -55,9 +55,6 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
     on_gpu = torch.cuda.is_available()
     tp = recipe.parallel.tensor_model_parallel_size
     pp = recipe.parallel.pipeline_model_parallel_size
-    if not launched_by_torchrun():
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if world % (tp * pp):
@@ -74,7 +71,10 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
     elif cpu_threads:
         torch.set_num_threads(cpu_threads)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world)
+        # Alone: a private loopback rendezvous, never a MASTER_PORT inherited from a parent.
+        init = None if launched_by_torchrun() else f"tcp://127.0.0.1:{_free_port()}"
+        backend = "nccl" if on_gpu else "gloo"
+        dist.init_process_group(backend, init_method=init, rank=rank, world_size=world)
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(
             tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp
