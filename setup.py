@@ -11,7 +11,15 @@ setup(
         include=["mind_nemo", "mind_nemo.*", "hydra_configs", "hydra_configs.*"]
     ),
     package_data={
-        "mind_nemo": ["prompts/*.yaml", "data/*.jsonl", "slurm/templates/*.j2"],
+        "mind_nemo": [
+            "prompts/*.yaml",
+            "data/*.jsonl",
+            "slurm/templates/*.j2",
+            "data/eval_fixtures/*/*/README.md",
+            "data/eval_fixtures/*/*/*/*.jsonl",
+            "evaluate/README.md",
+            "evaluate/lm_tasks/*",
+        ],
         "hydra_configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
     },
     install_requires=[
@@ -35,6 +43,9 @@ setup(
         "sentencepiece>=0.2",
         "psutil>=5.9",
         "matplotlib>=3.8",
+        # evaluate: lm-evaluation-harness (hf = checkpoints, api = servers) and math-verify
+        "lm-eval[hf,api]==0.4.11",
+        "math-verify==0.9.0",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6", "openai>=1.40"]},
 )

@@ -1,0 +1,120 @@
+"""One evaluation, start to finish: plan, backend, lm-eval, scores, files.
+
+The order matters for failing early: the suite, task names and local data are checked before a
+model is loaded or a server launched; a server's prompt log-prob support is checked before any
+benchmark runs. Output files are written atomically, so ``results.json`` either is complete or
+is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mind_nemo.errors import UserError
+from mind_nemo.evaluate import tasks
+from mind_nemo.evaluate.backends import Backend, checkpoint_dir, open_backend
+from mind_nemo.evaluate.config import COLUMNS, EvaluateConfig
+from mind_nemo.evaluate.scoring import paper_columns, task_scores
+from mind_nemo.evaluate.suites import Plan, make_plan
+from mind_nemo.jsonl import write_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+RESULTS_FILE = "results.json"
+
+
+def check_config(cfg: EvaluateConfig) -> None:
+    """Values no run could use, caught before anything slow."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UserError("limit must be >= 1 (or null for every question)")
+    if cfg.max_gen_toks is not None and cfg.max_gen_toks < 1:
+        raise UserError("max_gen_toks must be >= 1")
+    if cfg.server is None:
+        checkpoint_dir(cfg.model.path)  # a missing folder fails before the slow task index
+
+
+def unsupported_error(backend: Backend, plan: Plan) -> UserError:
+    names = [n for n in plan.entries if tasks.needs_loglikelihood(n)]
+    return UserError(
+        f"the server does not return prompt log-probabilities (api={backend.description['api']}), "
+        f"which {', '.join(names)} need; use a server that does (vLLM, SGLang, "
+        "api=completions), evaluate the checkpoint with model.path=..., or set "
+        "skip_unsupported=true to run only the generation tasks"
+    )
+
+
+def run_lm_eval(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> dict[str, Any]:
+    import lm_eval
+
+    return lm_eval.simple_evaluate(
+        model=backend.lm,
+        tasks=plan.task_dicts(),
+        task_manager=tasks.task_manager(),
+        limit=cfg.limit,
+        gen_kwargs={"max_gen_toks": cfg.max_gen_toks} if cfg.max_gen_toks else None,
+        log_samples=cfg.log_samples,
+        apply_chat_template=backend.chat,
+        bootstrap_iters=100,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
+    )
+
+
+def write_samples(out: Path, samples: dict[str, list[dict[str, Any]]]) -> None:
+    """Every prompt, answer and per-question score, one JSONL per task (for reading, not
+    rescoring: the scores in results.json are lm-eval's)."""
+    for task, rows in samples.items():
+        lines = [json.dumps(row, ensure_ascii=False, default=str) for row in rows]
+        write_atomic(out / "samples" / f"{task}.jsonl", "\n".join(lines) + "\n")
+
+
+def build_results(
+    cfg: EvaluateConfig, backend: Backend, plan: Plan, raw: dict[str, Any], elapsed: float
+) -> dict[str, Any]:
+    columns, missing = paper_columns(raw, plan.suite.columns)
+    return {
+        "name": cfg.name or Path(cfg.output_dir).resolve().name,
+        "suite": plan.suite.name,
+        "data_dir": str(plan.data_dir) if plan.data_dir else "hub",
+        "model": backend.description,
+        "limit": cfg.limit,
+        "max_gen_toks": cfg.max_gen_toks,
+        "majority_vote": {n: s.majority_vote for n, s in plan.entries.items() if s.majority_vote},
+        "columns": columns,
+        "column_labels": {**COLUMNS, "avg": "Avg"},
+        "columns_missing": missing,
+        "tasks": task_scores(raw),
+        "skipped": plan.skipped,
+        "lm_eval_version": raw.get("lm_eval_version"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+def evaluate(cfg: EvaluateConfig, raw_cfg: DictConfig) -> dict[str, Any]:
+    """Run the suite against the configured model and write the run folder; return results."""
+    check_config(cfg)
+    out = Path(cfg.output_dir)
+    plan = make_plan(cfg)  # names, suite and data checked before any model work
+    started = time.monotonic()
+    with open_backend(cfg, out) as backend:
+        if not backend.loglikelihood:
+            if not cfg.skip_unsupported and any(tasks.needs_loglikelihood(n) for n in plan.entries):
+                raise unsupported_error(backend, plan)
+            plan = make_plan(cfg, loglikelihood_ok=False)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(raw_cfg, resolve=True))
+        raw = run_lm_eval(cfg, backend, plan)
+    results = build_results(cfg, backend, plan, raw, time.monotonic() - started)
+    if cfg.log_samples and raw.get("samples"):
+        write_samples(out, raw["samples"])
+    write_json_atomic(out / RESULTS_FILE, results)
+    return results
