@@ -1,0 +1,136 @@
+"""The real lm-eval pipeline on the fixtures, with a model whose answers we choose.
+
+An "oracle" lm-eval model answers every fixture question right (or wrong) from the question's
+own record, so lm-eval's prompts, answer filters, our math-verify check, majority vote and the
+column arithmetic are tested against known scores: 100 and 0, not just "in range".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+
+import pytest
+from lm_eval.api.model import LM
+
+from mind_nemo.evaluate import runner
+from mind_nemo.evaluate.backends import Backend
+from mind_nemo.evaluate.config import EvaluateConfig, ModelConfig
+
+FIXTURE_TASKS = [
+    "gsm8k_cot",
+    "mind_minerva_math_algebra",
+    "mind_minerva_math_prealgebra",
+    "mmlu_high_school_mathematics",
+    "mmlu_college_physics",
+    "mmlu_marketing",
+    "arc_easy",
+]
+
+
+def gold_choice(doc: dict) -> int:
+    if "answerKey" in doc:  # ARC
+        return doc["choices"]["label"].index(doc["answerKey"])
+    return int(doc["answer"])  # MMLU
+
+
+class Oracle(LM):
+    """Answers from the record: ``right`` decides; with ``vote_right`` set, the k-th sample of
+    a question is right when ``vote_right(k)`` is true (to test majority vote)."""
+
+    def __init__(self, right: bool = True, vote_right=None) -> None:
+        super().__init__()
+        self.right = right
+        self.vote_right = vote_right
+        self.seen: Counter = Counter()
+
+    def _is_right(self, req) -> bool:
+        key = (req.task_name, req.doc_id)
+        k = self.seen[key]
+        self.seen[key] += 1
+        return self.vote_right(k) if self.vote_right else self.right
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for req in requests:
+            ok = self._is_right(req)
+            doc = req.doc
+            if req.task_name.startswith("gsm8k"):
+                number = int(doc["answer"].split("####")[-1].strip().replace(",", ""))
+                out.append(f" Step by step. The answer is {number if ok else number + 1}.\n\n")
+            else:
+                answer = doc["answer"] if ok else f"{doc['answer']}+1"
+                out.append(
+                    f" Work.\nFinal Answer: The final answer is ${answer}$. I hope it is correct."
+                )
+        return out
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        out = []
+        for req in requests:
+            gold = req.idx == gold_choice(req.doc)
+            out.append((0.0 if gold == self.right else -5.0, gold == self.right))
+        return out
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+
+def run_with(monkeypatch, tmp_path, lm: LM, **overrides):
+    @contextlib.contextmanager
+    def fake_backend(cfg, log_dir):
+        yield Backend(lm=lm, description={"backend": "oracle"})
+
+    monkeypatch.setattr(runner, "open_backend", fake_backend)
+    settings = {"suite": "fixtures", "tasks": FIXTURE_TASKS, **overrides}
+    cfg = EvaluateConfig(
+        model=ModelConfig(path="embedded"), output_dir=str(tmp_path / "run"), **settings
+    )
+    from omegaconf import OmegaConf
+
+    return runner.evaluate(cfg, OmegaConf.structured(cfg))
+
+
+def test_right_answers_score_100_and_wrong_ones_0(monkeypatch, tmp_path):
+    results = run_with(monkeypatch, tmp_path / "right", Oracle(right=True))
+    cols = results["columns"]
+    for column in ("gsm8k", "math", "mmlu_stem", "mmlu"):
+        assert cols[column] == pytest.approx(100.0), (column, results["tasks"])
+    assert cols["general_reasoning"] is None  # only arc_easy of the ten ran
+    assert "not run" in results["columns_missing"]["general_reasoning"]
+    assert cols["avg"] is None
+    tasks = results["tasks"]
+    assert tasks["gsm8k_cot"]["n"] == 4 and tasks["gsm8k_cot"]["num_fewshot"] == 8
+    assert tasks["mind_minerva_math_algebra"]["n"] == 3
+    assert tasks["mmlu_marketing"]["num_fewshot"] == 5
+    assert tasks["arc_easy"]["metrics"]["acc,none"] == pytest.approx(100.0)
+
+    out = tmp_path / "right" / "run"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["columns"] == results["columns"]
+    assert (out / "config.yaml").read_text().count("suite: fixtures") == 1
+    row = json.loads((out / "samples" / "gsm8k_cot.jsonl").read_text().splitlines()[0])
+    prompt = row["arguments"][0][0]
+    assert prompt.count("The answer is") == 8  # lm-eval's 8 chain-of-thought exemplars
+    math_row = (out / "samples" / "mind_minerva_math_algebra.jsonl").read_text().splitlines()[0]
+    assert json.loads(math_row)["arguments"][0][0].count("Problem:") == 5
+
+    wrong = run_with(monkeypatch, tmp_path / "wrong", Oracle(right=False))
+    for column in ("gsm8k", "math", "mmlu_stem", "mmlu"):
+        assert wrong["columns"][column] == pytest.approx(0.0), column
+
+
+def test_majority_vote_takes_the_most_common_answer(monkeypatch, tmp_path):
+    two_of_three = Oracle(vote_right=lambda k: k % 3 != 2)
+    results = run_with(
+        monkeypatch, tmp_path / "a", two_of_three, tasks=["gsm8k_cot"], majority_vote=3
+    )
+    assert results["majority_vote"] == {"gsm8k_cot": 3}
+    assert results["columns"]["gsm8k"] == pytest.approx(100.0)
+    assert max(two_of_three.seen.values()) == 3  # three samples per question
+    one_of_three = Oracle(vote_right=lambda k: k == 0)
+    results = run_with(
+        monkeypatch, tmp_path / "b", one_of_three, tasks=["gsm8k_cot"], majority_vote=3
+    )
+    assert results["columns"]["gsm8k"] == pytest.approx(0.0)
