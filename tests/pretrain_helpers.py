@@ -75,6 +75,9 @@ def recipe(name: str, *overrides: str) -> Any:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
+    from mind_nemo.pretrain.config import settle_base_checkpoint
+
     with initialize_config_module("hydra_configs", version_base="1.3"):
         raw = compose("pretrain", overrides=[f"pretrain={name}", *overrides])
+    settle_base_checkpoint(raw)
     return OmegaConf.to_object(raw)

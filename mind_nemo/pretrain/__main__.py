@@ -17,18 +17,19 @@ from omegaconf import DictConfig
 
 from mind_nemo.cli import run_hydra_main
 from mind_nemo.errors import exit_on_user_error
-from mind_nemo.pretrain.config import PretrainConfig, register_pretrain_configs
+from mind_nemo.pretrain.config import (
+    PretrainConfig,
+    register_pretrain_configs,
+    settle_base_checkpoint,
+)
 from mind_nemo.run_settings import typed_config
 
 register_pretrain_configs()
 
 
 def print_summary(summary: dict) -> None:
-    if "hf" in summary and "status" not in summary:  # step=export / step=convert
-        print(f"written: {summary.get('hf') or summary.get('converted')}")
-        return
-    if "converted" in summary:
-        print(f"written: {summary['converted']}")
+    if "step" in summary:  # step=convert / step=export
+        print(f"{summary['step']}: {summary['path'] or 'nothing to do (no Hugging Face base)'}")
         return
     print(
         f"status:      {summary['status']} at iteration {summary['iteration']}"
@@ -43,6 +44,7 @@ def print_summary(summary: dict) -> None:
 
 @exit_on_user_error
 def run(raw_cfg: DictConfig) -> dict:
+    settle_base_checkpoint(raw_cfg)
     cfg: PretrainConfig = typed_config(raw_cfg, PretrainConfig)
     if cfg.launch.type == "slurm":
         from mind_nemo.pretrain.launch import render_sbatch

@@ -81,11 +81,11 @@ def load_hf_into(model: Any, base: Base, recipe: RecipeConfig) -> None:
     checkpoint.load_checked(target, {k: v.to(dtype) for k, v in converted.items()})
 
 
-def load(model: Any, base: Base, cfg: PretrainConfig, world_size: int) -> str:
+def load(model: Any, base: Base, cfg: PretrainConfig) -> str:
     """Put the base weights into a freshly built ``model``; say where they came from."""
     if base.kind == "scratch":
         return "random init (base_checkpoint=null)"
-    if base.kind == "hf" and world_size == 1 and _unsharded(cfg.pretrain):
+    if base.kind == "hf" and _unsharded(cfg.pretrain):  # each rank holds the whole model
         load_hf_into(model, base, cfg.pretrain)
         return f"Hugging Face weights {base.path} (converted in memory)"
     path = base.path
@@ -106,15 +106,20 @@ def _unsharded(recipe: RecipeConfig) -> bool:
     return p.tensor_model_parallel_size == 1 and p.pipeline_model_parallel_size == 1
 
 
-def convert(cfg: PretrainConfig, base: Base) -> Path:
+def convert(cfg: PretrainConfig, base: Base) -> Path | None:
     """``step=convert``: the HF base as a weights-only Megatron checkpoint (one process)."""
     from mind_nemo.pretrain import model as model_lib
     from mind_nemo.pretrain import runtime
 
     if base.kind != "hf":
-        raise UserError(f"step=convert needs a Hugging Face base, got {base.kind}")
+        return base.path  # a Megatron checkpoint (or none): every rank loads it as it is
     recipe = single_process_recipe(cfg.pretrain)
     out = Path(cfg.output_dir) / CONVERTED_DIR
+    source = out / "source.json"
+    if source.is_file() and json.loads(source.read_text()) == json.loads(
+        json.dumps(base.describe())
+    ):
+        return out  # converted by an earlier submission of the same job
     rt = runtime.init(recipe, cfg.cpu_threads)
     try:
         model = model_lib.build_model(recipe, on_gpu=rt.on_gpu, init=False)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mind_nemo.errors import UserError
 
@@ -90,7 +90,8 @@ class RecipeConfig:
     train_tokens: float | None = None
     train_iters: int | None = None
     #: Default base weights of this recipe (the top-level ``base_checkpoint`` overrides it).
-    base_checkpoint: str | None = None
+    #: Required: a recipe says ``null`` (random init) explicitly, never by omission.
+    base_checkpoint: str | None = MISSING
     save_interval: int = 1000
     log_interval: int = 1
     #: Evaluate on the blend's validation split every this many steps (0: only at the end).
@@ -154,6 +155,19 @@ class PretrainConfig:
     #: Torch threads on CPU (``null``: torch's default).
     cpu_threads: int | None = None
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+
+def settle_base_checkpoint(raw: DictConfig) -> None:
+    """The top-level ``base_checkpoint`` defaults to the recipe's; a recipe without one (the GPU
+    recipes) needs it on the command line, and gets the user's value so both agree."""
+    given = not OmegaConf.is_interpolation(raw, "base_checkpoint")
+    if OmegaConf.is_missing(raw.pretrain, "base_checkpoint"):
+        if not given:
+            raise UserError(
+                f"recipe {raw.pretrain.name} needs base_checkpoint=<Hugging Face folder | Megatron "
+                "checkpoint | embedded | null for random init>"
+            )
+        raw.pretrain.base_checkpoint = raw.base_checkpoint
 
 
 def register_pretrain_configs() -> None:

@@ -46,11 +46,13 @@ def run_pretrain(cfg: PretrainConfig, raw: DictConfig | None = None) -> dict[str
     blend = data.read_blend(cfg.mix_dir)
     train_iters = cfg.pretrain.iterations()
     if cfg.step == "convert":
-        return {"converted": str(base_lib.convert(cfg, base))}
+        path = base_lib.convert(cfg, base)
+        return {"step": "convert", "path": str(path) if path else None, "base": base.describe()}
     if cfg.step == "export":
         from mind_nemo.pretrain.export import export_from_checkpoint
 
-        return {"hf": str(export_from_checkpoint(cfg, base, blend["tokenizer"]))}
+        path = export_from_checkpoint(cfg, base, blend["tokenizer"])
+        return {"step": "export", "path": str(path)}
     rt = runtime.init(cfg.pretrain, cfg.cpu_threads)
     try:
         if rt.is_main:
@@ -78,7 +80,7 @@ def _train(cfg: PretrainConfig, rt: Any, base: Any, blend: dict, train_iters: in
     resume_at = checkpoint.latest_iteration(ckpt_root)
     model = model_lib.build_model(recipe, on_gpu=rt.on_gpu, init=resume_at is None)
     params = model_lib.count_parameters(model)
-    source = "resumed" if resume_at is not None else base_lib.load(model, base, cfg, rt.world_size)
+    source = "resumed" if resume_at is not None else base_lib.load(model, base, cfg)
     model = optim.wrap_ddp(model, recipe, rt.on_gpu)
     optimizer = optim.build_optimizer(model, recipe, rt.on_gpu)
     scheduler = optim.build_scheduler(optimizer, recipe, train_iters)

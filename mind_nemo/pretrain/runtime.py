@@ -57,14 +57,14 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
     pp = recipe.parallel.pipeline_model_parallel_size
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if world % (tp * pp):
-        raise UserError(
-            f"recipe {recipe.name} needs a multiple of TP x PP = {tp * pp} processes, got {world}"
-        )
     if not on_gpu and tp * pp > 1:
         raise UserError(
             f"recipe {recipe.name} uses TP={tp}, PP={pp}: that needs GPUs; this machine has none "
-            "(use pretrain=tiny_cpu or smollm2_135m here, or launch it with launch=slurm)"
+            "(use pretrain=tiny_cpu or smollm2_135m here; launch.type=slurm renders a GPU job)"
+        )
+    if world % (tp * pp):
+        raise UserError(
+            f"recipe {recipe.name} needs a multiple of TP x PP = {tp * pp} processes, got {world}"
         )
     if on_gpu:
         torch.cuda.set_device(local_rank)
