@@ -46,6 +46,8 @@ setup(
         # evaluate: lm-evaluation-harness (hf = checkpoints, api = servers) and math-verify
         "lm-eval[hf,api]==0.4.11",
         "math-verify==0.9.0",
+        # pretrain: TensorBoard event files next to metrics.jsonl
+        "tensorboard>=2.14",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6", "openai>=1.40"]},
 )
