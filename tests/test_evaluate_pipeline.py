@@ -134,3 +134,31 @@ def test_majority_vote_takes_the_most_common_answer(monkeypatch, tmp_path):
         monkeypatch, tmp_path / "b", one_of_three, tasks=["gsm8k_cot"], majority_vote=3
     )
     assert results["columns"]["gsm8k"] == pytest.approx(0.0)
+
+
+def test_a_checkpoint_folder_runs_in_process(tmp_path, tiny_model_dir):
+    """lm-eval's hf model on a plain model folder (what pretrain exports), real forward passes."""
+    from omegaconf import OmegaConf
+
+    cfg = EvaluateConfig(
+        model=ModelConfig(path=str(tiny_model_dir), threads=1),
+        suite="fixtures",
+        tasks=["gsm8k_cot", "mmlu_marketing", "arc_easy"],
+        limit=2,
+        max_gen_toks=4,
+        output_dir=str(tmp_path / "run"),
+    )
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        results = runner.evaluate(cfg, OmegaConf.structured(cfg))
+    finally:
+        torch.set_num_threads(threads)  # model.threads is process-wide; leave others theirs
+    assert results["model"]["backend"] == "hf"
+    assert results["model"]["resolved"] == str(tiny_model_dir)
+    for task in cfg.tasks:
+        values = list(results["tasks"][task]["metrics"].values())
+        assert values and all(0.0 <= v <= 100.0 for v in values), (task, results["tasks"][task])
+        assert results["tasks"][task]["n"] == 2
+    assert 0.0 <= results["columns"]["gsm8k"] <= 100.0

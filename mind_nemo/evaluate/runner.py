@@ -41,11 +41,12 @@ def check_config(cfg: EvaluateConfig) -> None:
 
 def unsupported_error(backend: Backend, plan: Plan) -> UserError:
     names = [n for n in plan.entries if tasks.needs_loglikelihood(n)]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return UserError(
-        f"the server does not return prompt log-probabilities (api={backend.description['api']}), "
-        f"which {', '.join(names)} need; use a server that does (vLLM, SGLang, "
-        "api=completions), evaluate the checkpoint with model.path=..., or set "
-        "skip_unsupported=true to run only the generation tasks"
+        f"the server returns no prompt log-probabilities (api={backend.description['api']}), "
+        f"which {shown} need; use a server that echoes them on /v1/completions (vLLM, SGLang), "
+        "evaluate the checkpoint with model.path=..., or set skip_unsupported=true to run only "
+        "the generation tasks"
     )
 
 
@@ -80,6 +81,10 @@ def build_results(
     cfg: EvaluateConfig, backend: Backend, plan: Plan, raw: dict[str, Any], elapsed: float
 ) -> dict[str, Any]:
     columns, missing = paper_columns(raw, plan.suite.columns)
+    for column, why in missing.items():
+        task = why.split(":", 1)[0]
+        if task in plan.skipped:
+            missing[column] = f"{task}: skipped, {plan.skipped[task]}"
     return {
         "name": cfg.name or Path(cfg.output_dir).resolve().name,
         "suite": plan.suite.name,
