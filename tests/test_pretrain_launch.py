@@ -87,7 +87,8 @@ def test_checked_in_sbatch_runs_the_same_steps(tmp_path):
 
 
 def test_cli_prints_the_script_and_local_commands_follow_the_gpu_count(tmp_path):
-    out = run_stage("pretrain", *OVERRIDES, timeout=120).stdout
+    overrides = [o.replace("OUT", str(tmp_path / "out")) for o in OVERRIDES]
+    out = run_stage("pretrain", *overrides, timeout=120).stdout
     assert out.startswith("#!/usr/bin/env bash") and "step=train" in out
     cfg = recipe("tiny_cpu")
     assert local_commands(cfg, ["pretrain=tiny_cpu"]) == [
