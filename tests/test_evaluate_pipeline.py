@@ -162,3 +162,20 @@ def test_a_checkpoint_folder_runs_in_process(tmp_path, tiny_model_dir):
         assert values and all(0.0 <= v <= 100.0 for v in values), (task, results["tasks"][task])
         assert results["tasks"][task]["n"] == 2
     assert 0.0 <= results["columns"]["gsm8k"] <= 100.0
+
+
+def test_the_paper_suites_math_group_reads_all_seven_subjects(monkeypatch, tmp_path):
+    """suite=paper with local data: one override dict reaches every task of an lm-eval group."""
+    right_on_algebra = Oracle()
+    right_on_algebra._is_right = lambda req: req.task_name == "mind_minerva_math_algebra"
+    results = run_with(
+        monkeypatch, tmp_path, right_on_algebra, suite="paper", data_dir="fixtures",
+        tasks=["mind_minerva_math"],
+    )  # fmt: skip
+    subjects = [t for t in results["tasks"] if t.startswith("mind_minerva_math_")]
+    assert len(subjects) == 7
+    assert all(results["tasks"][t]["num_fewshot"] == 4 for t in subjects)
+    group = results["tasks"]["mind_minerva_math"]
+    assert group["n"] == 10  # 3 algebra + 2 prealgebra + 1 in each of the other five
+    assert results["columns"]["math"] == pytest.approx(30.0)  # 3 of 10, pooled by question
+    assert group["metrics"]["math_verify,none"] == pytest.approx(30.0)
