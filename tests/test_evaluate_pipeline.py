@@ -179,3 +179,19 @@ def test_the_paper_suites_math_group_reads_all_seven_subjects(monkeypatch, tmp_p
     assert group["n"] == 10  # 3 algebra + 2 prealgebra + 1 in each of the other five
     assert results["columns"]["math"] == pytest.approx(30.0)  # 3 of 10, pooled by question
     assert group["metrics"]["math_verify,none"] == pytest.approx(30.0)
+
+
+def test_a_suite_file_of_ones_own_sets_shots_for_a_whole_group(monkeypatch, tmp_path):
+    suite = tmp_path / "two_shot_math.yaml"
+    suite.write_text(
+        "name: two_shot_math\n"
+        "data_dir: fixtures\n"
+        "run:\n  mind_minerva_math: {num_fewshot: 2}\n"
+        "columns:\n  math:\n    metrics: {mind_minerva_math: 'math_verify,none'}\n"
+    )
+    results = run_with(monkeypatch, tmp_path, Oracle(right=True), suite=str(suite), tasks=[])
+    assert results["suite"] == "two_shot_math"
+    assert results["columns"]["math"] == pytest.approx(100.0)
+    assert results["tasks"]["mind_minerva_math_geometry"]["num_fewshot"] == 2
+    rows = (tmp_path / "run" / "samples" / "mind_minerva_math_geometry.jsonl").read_text()
+    assert json.loads(rows.splitlines()[0])["arguments"][0][0].count("Problem:") == 3
