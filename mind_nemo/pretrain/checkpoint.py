@@ -45,8 +45,10 @@ def latest_iteration(root: Path) -> int | None:
 
 
 def unwrap(model: Any) -> Any:
-    """The ``GPTModel`` inside a DDP wrapper."""
-    return getattr(model, "module", model)
+    """The ``GPTModel`` inside DDP / Float16Module wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
 
 
 def _rng_object(loading: bool) -> Any:

@@ -120,8 +120,9 @@ def build_optimizer(model: Any, recipe: RecipeConfig, on_gpu: bool) -> Any:
 
 
 def wrap_ddp(model: Any, recipe: RecipeConfig, on_gpu: bool) -> Any:
-    """GPU: megatron-core DDP (gradient buffers, reduce-scatter for the distributed optimizer),
-    hooked into the model config so the pipeline schedule syncs and finalizes gradients.
+    """GPU: megatron-core's Float16Module (bf16/fp16) inside its DDP (gradient buffers,
+    reduce-scatter for the distributed optimizer), hooked into the model config so the pipeline
+    schedule syncs and finalizes gradients.
     CPU: the model itself (one process, nothing to reduce)."""
     if not on_gpu:
         return model
@@ -130,7 +131,10 @@ def wrap_ddp(model: Any, recipe: RecipeConfig, on_gpu: bool) -> Any:
         DistributedDataParallelConfig,
         finalize_model_grads,
     )
+    from megatron.core.transformer.module import Float16Module
 
+    if recipe.parallel.precision in ("bf16", "fp16"):  # float32 logits and loss, as Megatron-LM
+        model = Float16Module(model.config, model)
     ddp_config = DistributedDataParallelConfig(
         grad_reduce_in_fp32=True,
         overlap_grad_reduce=False,

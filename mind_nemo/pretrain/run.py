@@ -72,7 +72,7 @@ def _train(cfg: PretrainConfig, rt: Any, base: Any, blend: dict, train_iters: in
     from mind_nemo.pretrain import checkpoint, data, optim
     from mind_nemo.pretrain import model as model_lib
     from mind_nemo.pretrain.export import export_model
-    from mind_nemo.pretrain.metrics import MetricsLogger
+    from mind_nemo.pretrain.metrics import MetricsLogger, last_per_step, read_metrics
     from mind_nemo.pretrain.train import Trainer
 
     recipe, out = cfg.pretrain, Path(cfg.output_dir)
@@ -101,6 +101,9 @@ def _train(cfg: PretrainConfig, rt: Any, base: Any, blend: dict, train_iters: in
     if result["finished"] and cfg.export_hf and rt.world_size == 1:
         hf_dir = str(export_model(model, recipe, out / "hf", base, blend["tokenizer"]))
     tokens = recipe.global_batch_size * recipe.seq_length
+    first_val = result["first_val_loss"]
+    if first_val is None and metrics.path.is_file():  # measured by the session that started
+        first_val = last_per_step(read_metrics(metrics.path), "val_loss").get(0)
     return {
         "status": "complete" if result["finished"] else "stopped",
         "recipe": recipe.name,
@@ -114,7 +117,7 @@ def _train(cfg: PretrainConfig, rt: Any, base: Any, blend: dict, train_iters: in
         "resumed_from": start or None,
         "tokens_per_step": tokens,
         "consumed_tokens": result["iteration"] * tokens,
-        "first_val_loss": result["first_val_loss"],
+        "first_val_loss": first_val,
         "last_val_loss": result["last_val_loss"],
         "world_size": rt.world_size,
         "device": "cuda" if rt.on_gpu else "cpu",
