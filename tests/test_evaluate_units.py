@@ -251,3 +251,14 @@ def test_broken_checkpoint_folder_is_one_line(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot load model '{ckpt}'"), lines
+
+
+def test_no_hub_and_no_local_data_is_one_line(tmp_path, tiny_model_dir):
+    result = run_stage(
+        "evaluate", f"model.path={tiny_model_dir}", "tasks=[arc_easy]", "limit=1",
+        f"output_dir={tmp_path}/run", check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot load benchmark data" in lines[0], lines
+    assert "allenai/ai2_arc" in lines[0] and "data_dir=DIR" in lines[0]

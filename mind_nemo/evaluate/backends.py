@@ -12,6 +12,7 @@ answer given the prompt; a server must echo prompt log-probs for that, so we ask
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,13 +79,20 @@ def load_hf(cfg: ModelConfig) -> Backend:
     except (OSError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load model {cfg.path!r}: {first}") from None
-    lm = HFLM(
-        pretrained=model,
-        tokenizer=tokenizer,
-        batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        device=cfg.device,
-    )
+    # HFLM warns that a model object (rather than a name) was passed: that is our design.
+    hf_log = logging.getLogger("lm_eval.models.huggingface")
+    level = hf_log.level
+    hf_log.setLevel(logging.ERROR)
+    try:
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            device=cfg.device,
+        )
+    finally:
+        hf_log.setLevel(level)
     description = {"backend": "hf", "path": cfg.path, "resolved": path, "dtype": cfg.dtype}
     return Backend(lm=lm, description=description)
 

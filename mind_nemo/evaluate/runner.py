@@ -51,6 +51,19 @@ def unsupported_error(backend: Backend, plan: Plan) -> UserError:
 
 
 def run_lm_eval(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> dict[str, Any]:
+    from datasets.exceptions import DatasetNotFoundError
+
+    try:
+        return _simple_evaluate(cfg, backend, plan)
+    except (ConnectionError, DatasetNotFoundError) as err:  # datasets' "Hub unreachable"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"cannot load benchmark data: {first}; without the Hub, pass data_dir=DIR with local "
+            "copies (DIR/<hub name>, see mind_nemo/evaluate/README.md) or suite=fixtures"
+        ) from None
+
+
+def _simple_evaluate(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> Any:
     import lm_eval
 
     return lm_eval.simple_evaluate(
