@@ -39,10 +39,10 @@ def run_compare(raw_cfg: DictConfig) -> dict[str, Any]:
     return table
 
 
-@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="evaluate_compare")
+@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="evaluate.compare")
 def main(cfg: DictConfig) -> None:
     run_compare(cfg)
 
 
 if __name__ == "__main__":
-    run_hydra_main("evaluate_compare", main)
+    run_hydra_main("evaluate.compare", main)
