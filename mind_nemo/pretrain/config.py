@@ -173,8 +173,7 @@ def settle_base_checkpoint(raw: DictConfig) -> None:
 def register_pretrain_configs() -> None:
     """Put the schemas in Hydra's ConfigStore so ``pretrain.yaml`` and recipes are validated."""
     cs = ConfigStore.instance()
-    cs.store(name="pretrain_schema", node=PretrainConfig)
-    cs.store(group="pretrain", name="recipe_schema", node=RecipeConfig)
+    cs.store(name="pretrain_schema", node=PretrainConfig)  # recipes merge into its typed field
 
 
 register_pretrain_configs()

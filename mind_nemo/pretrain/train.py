@@ -72,8 +72,8 @@ class Trainer:
         )
 
     def _run_schedule(self, dataset: Any, step: int, forward_only: bool) -> float:
-        """Forward (+ backward) over one global batch; the mean token loss on this rank's DP
-        group, reduced over data-parallel ranks (NaN on ranks that are not the last stage)."""
+        """Forward (+ backward) over one global batch; the mean token loss, reduced over
+        data-parallel ranks and sent from the last pipeline stage to the others."""
         from megatron.core import parallel_state as ps
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
@@ -87,11 +87,17 @@ class Trainer:
             micro_batch_size=self.recipe.micro_batch_size,
             forward_only=forward_only,
         )
-        if not ps.is_pipeline_last_stage():
-            return float("nan")
-        total = torch.stack([o["lm loss"] for o in outputs]).sum(dim=0).to(self.runtime.device)
-        if self.dp_size > 1:
-            torch.distributed.all_reduce(total, group=ps.get_data_parallel_group())
+        total = torch.zeros(2, device=self.runtime.device)
+        if ps.is_pipeline_last_stage():
+            total += torch.stack([o["lm loss"] for o in outputs]).sum(dim=0).to(total.device)
+            if self.dp_size > 1:
+                torch.distributed.all_reduce(total, group=ps.get_data_parallel_group())
+        if ps.get_pipeline_model_parallel_world_size() > 1:  # every rank reports the same loss
+            torch.distributed.broadcast(
+                total,
+                src=ps.get_pipeline_model_parallel_last_rank(),
+                group=ps.get_pipeline_model_parallel_group(),
+            )
         return float(total[0] / total[1].clamp(min=1))
 
     def train_step(self, step: int) -> dict[str, float]:
