@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +31,13 @@ def test_megatron_is_the_version_the_shims_were_written_for():
     assert package_info.__version__ == cpu_shims.MEGATRON_VERSION, (
         "megatron-core changed: re-check mind_nemo/pretrain/cpu_shims.py, then bump its version"
     )
+
+
+def test_checkpoint_saving_prerequisites():
+    import psutil  # noqa: F401  (megatron's checkpoint writer dies without it; the parent hangs)
+
+    main = (Path(__file__).parents[1] / "mind_nemo/pretrain/__main__.py").read_text()
+    assert 'if __name__ == "__main__":' in main  # the writer's subprocess re-imports __main__
 
 
 @pytest.mark.parametrize("name", sorted(cpu_shims.PATCHED_MODULES))

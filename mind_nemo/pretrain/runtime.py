@@ -8,6 +8,7 @@ with NCCL; alone we start a one-process gloo group on a free loopback port. On C
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
     import torch.distributed as dist
     from megatron.core import parallel_state
 
+    if importlib.util.find_spec("psutil") is None:  # without it the checkpoint writer dies and
+        raise UserError("checkpoint saving needs psutil: pip install psutil")  # its parent hangs
     on_gpu = torch.cuda.is_available()
     tp = recipe.parallel.tensor_model_parallel_size
     pp = recipe.parallel.pipeline_model_parallel_size
