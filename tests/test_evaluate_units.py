@@ -103,8 +103,12 @@ def test_plan_points_tasks_at_local_copies_and_votes():
         assert functions[-2:] == ["majority_vote", "take_first"]
     assert {e["name"] for e in gsm["filter_list"]} == {"strict-match", "flexible-extract"}
     assert mmlu["dataset_path"].endswith("eval_fixtures/cais/mmlu") and "repeats" not in mmlu
-    hub = suites.make_plan(EvaluateConfig(suite="paper", tasks=["mmlu"]))
-    assert hub.task_dicts() == [{"task": "mmlu", "num_fewshot": 5}]  # Hub: nothing relocated
+    hub = suites.make_plan(EvaluateConfig(suite="paper"))
+    assert len(hub.task_dicts()) == 13  # every paper task is one lm-eval knows
+    assert {"task": "mmlu", "num_fewshot": 5} in hub.task_dicts()  # Hub: nothing relocated
+    partial = EvaluateConfig(suite="paper", data_dir="fixtures", tasks=["mmlu"])
+    with pytest.raises(UserError, match="cais/mmlu .* has no config 'abstract_algebra'"):
+        suites.make_plan(partial)  # the fixtures hold 3 of MMLU's 57 subjects
 
 
 def test_scores_become_paper_columns():

@@ -10,6 +10,7 @@ small set shipped in ``mind_nemo/data/eval_fixtures/`` (our own items, each benc
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from mind_nemo.errors import UserError
@@ -42,6 +43,27 @@ def local_dataset(data_dir: Path, hub_name: str, task: str) -> Path:
     return path
 
 
+@functools.cache
+def local_configs(path: Path) -> frozenset[str]:
+    """Config names a local copy declares (``default`` for a folder without ``configs:``)."""
+    import datasets
+
+    return frozenset(datasets.get_dataset_config_names(str(path)))
+
+
+def check_configs(path: Path, hub_name: str, name: str) -> None:
+    """Every task under ``name`` must find its ``dataset_name`` in the local copy, so a partial
+    copy fails now with the missing subset named, not after the model has loaded."""
+    available = local_configs(path)
+    for leaf in tasks.leaf_tasks(name):
+        wanted = tasks.task_config(leaf).get("dataset_name") or "default"
+        if wanted not in available:
+            raise UserError(
+                f"the local copy of {hub_name} at {path} has no config {wanted!r} "
+                f"(needed by task {leaf}); it has: {', '.join(sorted(available))}"
+            )
+
+
 def data_override(name: str, data_dir: Path | None) -> dict[str, str]:
     """The task-config fields that point ``name`` (a task or group) at its local copy."""
     if data_dir is None:
@@ -52,4 +74,7 @@ def data_override(name: str, data_dir: Path | None) -> dict[str, str]:
             f"{name!r} reads {len(hub_names)} data sets ({', '.join(sorted(hub_names))}); "
             "list its tasks one by one to relocate their data"
         )
-    return {"dataset_path": str(local_dataset(data_dir, hub_names.pop(), name))}
+    hub_name = hub_names.pop()
+    path = local_dataset(data_dir, hub_name, name)
+    check_configs(path, hub_name, name)
+    return {"dataset_path": str(path)}
