@@ -266,3 +266,16 @@ def test_no_hub_and_no_local_data_is_one_line(tmp_path, tiny_model_dir):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot load benchmark data" in lines[0], lines
     assert "allenai/ai2_arc" in lines[0] and "data_dir=DIR" in lines[0]
+
+
+def test_sampled_server_requests_carry_no_fixed_seed():
+    """Else a server honouring lm-eval's fixed seed returns one sample K times in a vote."""
+    from mind_nemo.evaluate.backends import unseeded_when_sampling
+
+    class Base:
+        def _create_payload(self, temperature: float) -> dict:
+            return {"prompt": "p", "temperature": temperature, "seed": 1234}
+
+    api = unseeded_when_sampling(Base)()
+    assert "seed" not in api._create_payload(0.6)
+    assert api._create_payload(0.0)["seed"] == 1234  # greedy stays reproducible

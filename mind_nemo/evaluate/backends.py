@@ -111,6 +111,22 @@ def prompt_logprobs_supported(base_url: str, model: str, api_key: str | None) ->
     return reply.status_code == 200 and len(token_logprobs) >= 3
 
 
+def unseeded_when_sampling(api_class: type) -> type:
+    """lm-eval sends one fixed ``seed`` with every request, so a server that honours it returns
+    the same sample K times and a majority vote degenerates. Drop the seed from sampled
+    requests (temperature > 0); greedy requests keep it."""
+
+    class Unseeded(api_class):  # type: ignore[misc,valid-type]
+        def _create_payload(self, *args: Any, **kwargs: Any) -> dict:
+            payload = super()._create_payload(*args, **kwargs)
+            if (payload.get("temperature") or 0) > 0:
+                payload.pop("seed", None)
+            return payload
+
+    Unseeded.__name__ = f"Unseeded{api_class.__name__}"
+    return Unseeded
+
+
 def _server_tokenizer(name: str) -> str | None:
     """A tokenizer lm-eval can load for the served model, or None (generation still works)."""
     from mind_nemo.embedded_model import load_tokenizer
@@ -154,7 +170,9 @@ def open_backend(cfg: EvaluateConfig, log_dir: Path) -> Iterator[Backend]:
             "max_retries": 3,
             "seed": cfg.seed,
         }
-        lm = get_model("local-chat-completions" if chat else "local-completions")(**args)
+        lm = unseeded_when_sampling(
+            get_model("local-chat-completions" if chat else "local-completions")
+        )(**args)
         description = {
             "backend": "server",
             "server": cfg.server.type,
