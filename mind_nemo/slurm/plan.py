@@ -228,18 +228,17 @@ def _step_job(cfg: SubmitConfig, stage: str, python: str, common: dict) -> Job:
         "log_id": "%j",
         **common,
     }
-    if stage == "pretrain":
-        res = spec.resources
+    if stage == "pretrain" and spec.resources.gpus_per_node > 0:
         script = render(
             "torchrun.sbatch.j2",
-            directives=directives(res, cfg.slurm),
+            directives=directives(spec.resources, cfg.slurm),
             python=python,
-            nproc_per_node=max(res.gpus_per_node, 1),
+            nproc_per_node=spec.resources.gpus_per_node,
             port=TORCHRUN_PORT,
             argv=[*_module(stage), *args],
             **context,
         )
-    else:
+    else:  # every other stage, and pretraining on CPU: one process
         script = render(
             "step.sbatch.j2", directives=directives(spec.resources, cfg.slurm), argv=argv, **context
         )
