@@ -95,6 +95,24 @@ def test_untied_gqa_model_exports_to_transformers_with_same_logits(megatron_runt
         assert torch.equal(value, own[key]), key
 
 
+def test_converted_base_saved_as_megatron_checkpoint_loads_back(
+    megatron_runtime, embedded, tmp_path
+):
+    from mind_nemo.pretrain import checkpoint
+
+    cfg = recipe("smollm2_135m")
+    model = model_lib.build_model(cfg.pretrain, on_gpu=False, init=False)
+    base_lib.load_hf_into(model, embedded, cfg.pretrain)
+    checkpoint.save_weights(tmp_path / "base", model)
+    base = base_lib.resolve(str(tmp_path / "base"))
+    assert base.kind == "megatron"
+    fresh = model_lib.build_model(cfg.pretrain, on_gpu=False)
+    assert "Megatron checkpoint" in base_lib.load(fresh, base, cfg)
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), name
+
+
 def test_a_base_of_another_shape_is_refused(embedded):
     from mind_nemo.errors import UserError
 
@@ -136,3 +154,17 @@ def test_continued_pretraining_from_embedded_smollm2_then_export(mix_dir, tmp_pa
     with torch.no_grad():
         loss = hf(ids, labels=ids).loss
     assert loss < 6.0  # the export is the trained pretrained model, not noise
+
+
+@pytest.mark.slow
+def test_step_convert_writes_a_megatron_base_once(mix_dir, tmp_path):
+    out = tmp_path / "conv"
+    args = ["pretrain=smollm2_135m", f"mix_dir={mix_dir}", f"output_dir={out}", "step=convert"]
+    first = run_stage("pretrain", *args, timeout=300)
+    assert f"convert: {out / 'base_megatron'}" in first.stdout
+    assert (out / "base_megatron" / "metadata.json").is_file()
+    source = json.loads((out / "base_megatron" / "source.json").read_text())
+    assert source["kind"] == "hf" and source["spec"] == "embedded"
+    stamp = (out / "base_megatron" / "metadata.json").stat().st_mtime_ns
+    run_stage("pretrain", *args, timeout=300)  # a resubmitted job: nothing redone
+    assert (out / "base_megatron" / "metadata.json").stat().st_mtime_ns == stamp

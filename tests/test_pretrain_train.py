@@ -113,3 +113,24 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(uninterrupted, mix
     val_ref = per_step(read_rows(ref_dir / "metrics.jsonl"), "val_loss")
     assert per_step(rows, "val_loss")[ITERS] == pytest.approx(val_ref[ITERS], rel=1e-5)
     assert json.loads((out / "manifest.json").read_text())["resumed_from"] == start
+
+
+def test_a_megatron_checkpoint_as_base_gives_its_weights_and_a_fresh_schedule(
+    uninterrupted, mix_dir, tmp_path
+):
+    from mind_nemo.pretrain.run import run_pretrain
+
+    ref_dir, _ = uninterrupted
+    out = tmp_path / "from_ckpt"
+    args = [a for a in RUN[1:] if not a.startswith("pretrain.train_iters")]
+    cfg = recipe(
+        "tiny_cpu", *args, "pretrain.train_iters=1", f"base_checkpoint={ref_dir / 'checkpoints'}",
+        f"mix_dir={mix_dir}", f"output_dir={out}", "export_hf=false", "tensorboard=false",
+    )  # fmt: skip
+    summary = run_pretrain(cfg)
+    assert "Megatron checkpoint" in summary["start"] and summary["base"]["kind"] == "megatron"
+    val_ref = per_step(read_rows(ref_dir / "metrics.jsonl"), "val_loss")
+    # step 0 evaluates the base: exactly the reference run's final weights
+    assert summary["first_val_loss"] == pytest.approx(val_ref[ITERS], rel=1e-6)
+    rows = read_rows(out / "metrics.jsonl")
+    assert [r["lr"] for r in rows if "lr" in r] == [1e-3]  # a fresh schedule at its peak LR

@@ -163,12 +163,14 @@ def load_weights(path: Path, model: Any) -> None:
 
     ckpt = resolve_dist_checkpoint(path)
     target = unwrap(model)
+    template = target.sharded_state_dict()
     try:
-        state = dist_checkpointing.load(target.sharded_state_dict(), str(ckpt))
+        state = dist_checkpointing.load(template, str(ckpt))
     except Exception as err:  # megatron raises assorted types for a foreign checkpoint
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"cannot load model weights from {ckpt}: {first[:300]}") from None
-    load_checked(target, state)
+    # a training checkpoint's common part (optimizer groups, scheduler, iteration) comes along
+    load_checked(target, {k: v for k, v in state.items() if k in template})
 
 
 def load_checked(model: Any, state: dict[str, Any]) -> None:
