@@ -1,6 +1,7 @@
 """Continued-pretraining throughput on CPU, and a projection of the paper's run on H100s.
 
-Measured in the same process, on the same tiny-recipe model shape and the same token batches:
+Measured in the same process, on the same tiny-recipe model shape and the same token batches,
+one step of each variant in turn (so a shared machine's load hits all of them alike):
 
 - ``mind_nemo``: our :class:`~mind_nemo.pretrain.train.Trainer` step: batches drawn from the
   mix's ``BlendedDataset``, megatron-core's forward/backward schedule, AdamW, LR schedule;
@@ -48,28 +49,28 @@ def load_cfg(name: str, *overrides: str) -> Any:
     return OmegaConf.to_object(raw)
 
 
-def timed(step: Any, steps: int, warmup: int) -> float:
-    """Seconds per step (median of ``steps`` after ``warmup``)."""
-    for i in range(warmup):
-        step(i)
-    times = []
-    for i in range(warmup, warmup + steps):
-        start = time.perf_counter()
-        step(i)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def interleaved(steps: dict[str, Any], n: int, warmup: int) -> dict[str, float]:
+    """Median seconds per step of each variant, their steps taken in turn (round robin), so a
+    shared machine's changing load hits every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(warmup + n):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(i)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def bench_ours(cfg: Any, rt: Any, blend: dict, steps: int, warmup: int, tmp: Path) -> float:
+def ours(cfg: Any, rt: Any, blend: dict, iters: int, tmp: Path) -> Any:
     recipe = cfg.pretrain
-    iters = steps + warmup
     model = model_lib.build_model(recipe, on_gpu=rt.on_gpu)
     opt = optim.build_optimizer(model, recipe, rt.on_gpu)
     sched = optim.build_scheduler(opt, recipe, iters)
     datasets = data.build_datasets(recipe, blend, iters, tmp / "cache")
     metrics = MetricsLogger(tmp, enabled=False, tensorboard=False)
     trainer = Trainer(cfg, rt, model, opt, sched, datasets, iters, metrics)
-    return timed(trainer.train_step, steps, warmup)
+    return trainer.train_step
 
 
 def fixed_batches(cfg: Any, blend: dict, n: int, tmp: Path) -> list[dict[str, torch.Tensor]]:
@@ -82,7 +83,7 @@ def fixed_batches(cfg: Any, blend: dict, n: int, tmp: Path) -> list[dict[str, to
     return out
 
 
-def bench_plain_megatron(cfg: Any, batches: list, steps: int, warmup: int) -> float:
+def plain_megatron(cfg: Any, batches: list) -> Any:
     recipe = cfg.pretrain
     model = model_lib.build_model(recipe, on_gpu=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
@@ -96,10 +97,10 @@ def bench_plain_megatron(cfg: Any, batches: list, steps: int, warmup: int) -> fl
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    return timed(step, steps, warmup)
+    return step
 
 
-def bench_plain_hf(cfg: Any, batches: list, steps: int, warmup: int) -> float:
+def plain_hf(cfg: Any, batches: list) -> Any:
     from transformers import LlamaForCausalLM
 
     from mind_nemo.pretrain.hf_convert import hf_config
@@ -120,7 +121,7 @@ def bench_plain_hf(cfg: Any, batches: list, steps: int, warmup: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    return timed(step, steps, warmup)
+    return step
 
 
 def projection(name: str, mfus: tuple[float, ...]) -> list[str]:
@@ -160,25 +161,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         n = args.steps + args.warmup
-        results = {
-            "mind_nemo (megatron-core schedule)": bench_ours(
-                cfg, rt, blend, args.steps, args.warmup, tmp
-            )
-        }
         batches = fixed_batches(cfg, blend, n, tmp)
-        results["plain loop, same GPTModel"] = bench_plain_megatron(
-            cfg, batches, args.steps, args.warmup
-        )
-        results["plain loop, HF LlamaForCausalLM"] = bench_plain_hf(
-            cfg, batches, args.steps, args.warmup
-        )
+        steps = {
+            "mind_nemo (megatron-core schedule)": ours(cfg, rt, blend, n, tmp),
+            "plain loop, same GPTModel": plain_megatron(cfg, batches),
+            "plain loop, HF LlamaForCausalLM": plain_hf(cfg, batches),
+        }
+        results = interleaved(steps, args.steps, args.warmup)
     runtime.shutdown()
     per_token = model_lib.flops_per_token(recipe.model, recipe.seq_length)
     base = results["plain loop, same GPTModel"]
     print(
         f"tiny_cpu: {recipe.expected_params:,} params, {tokens} tokens/step "
         f"({recipe.global_batch_size} x {recipe.seq_length}), {args.threads} threads, "
-        f"median of {args.steps} steps after {args.warmup} warm-up"
+        f"median of {args.steps} interleaved steps after {args.warmup} warm-up"
     )
     print(f"{'':36} {'s/step':>8} {'tokens/s':>10} {'GFLOP/s':>8} {'vs plain':>9}")
     for name, sec in results.items():
