@@ -145,7 +145,7 @@ def test_dry_run_prints_every_script():
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("#!/bin/bash") == 6
+    assert result.stdout.count("# ===== ") == 6 and "#SBATCH --nodes=16" in result.stdout
     assert "dry run: nothing submitted (6 stage(s) of experiment owm4b_longest)" in result.stdout
 
 

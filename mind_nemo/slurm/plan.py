@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import importlib.resources
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,6 @@ SCHEMA_MODULES = {
     "pretrain": "mind_nemo.pretrain.config",
     "evaluate": "mind_nemo.evaluate.config",
 }
-TORCHRUN_PORT = 29500
 
 
 @dataclass
@@ -229,17 +229,39 @@ def _step_job(cfg: SubmitConfig, stage: str, python: str, common: dict) -> Job:
         **common,
     }
     if stage == "pretrain" and spec.resources.gpus_per_node > 0:
-        script = render(
-            "torchrun.sbatch.j2",
-            directives=directives(spec.resources, cfg.slurm),
-            python=python,
-            nproc_per_node=spec.resources.gpus_per_node,
-            port=TORCHRUN_PORT,
-            argv=[*_module(stage), *args],
-            **context,
-        )
+        script = _pretrain_script(cfg, args, python, name, common)
     else:  # every other stage, and pretraining on CPU: one process
         script = render(
             "step.sbatch.j2", directives=directives(spec.resources, cfg.slurm), argv=argv, **context
         )
     return Job(stage, name, script, [argv], singleton=shared is not None, notes=notes)
+
+
+def _pretrain_script(
+    cfg: SubmitConfig, args: list[str], python: str, name: str, common: dict
+) -> str:
+    """The pretrain stage's own multi-node script (``mind_nemo.pretrain.launch``: convert, one
+    torchrun per node, export), given this experiment's resources, setup and log folder."""
+    from mind_nemo.pretrain.config import PretrainConfig, settle_base_checkpoint
+    from mind_nemo.pretrain.launch import render_sbatch
+
+    raw = _compose("pretrain", args)
+    assert raw is not None
+    settle_base_checkpoint(raw)  # as the pretrain stage does before typing its config
+    pcfg: PretrainConfig = typed_config(raw, PretrainConfig)
+    res = cfg.pretrain.resources
+    launch = pcfg.launch
+    launch.type, launch.nodes, launch.gpus_per_node = "slurm", res.nodes, res.gpus_per_node
+    launch.partition = res.partition or cfg.slurm.partition
+    launch.account = res.account or cfg.slurm.account
+    launch.time = res.time or launch.time
+    launch.python, launch.job_name = python, name
+    exports = [f"export {k}={shlex.quote(v)}" for k, v in common["env"].items()]
+    launch.setup = [f"cd {shlex.quote(common['workdir'])}", *common["setup"], *exports]
+    # Everything else the experiment asks for; the last --output wins, so logs join the others.
+    flags = directives(res, cfg.slurm)
+    skip = ("--partition=", "--account=", "--time=", "--nodes=", "--ntasks-per-node=",
+            "--gpus-per-node=")  # fmt: skip
+    launch.extra_sbatch = [f for f in flags if not f.startswith(skip)]
+    launch.extra_sbatch.append(f"--output={cfg.dirs.logs}/%x-%j.out")
+    return render_sbatch(pcfg, args)
