@@ -15,8 +15,10 @@ would run it (a fresh process, startup included), and writes .bin/.idx:
   I/O, no files, no process startup), with as many threads as workers, both ``encode_batch``
   and the faster ``encode_batch_fast`` (no offsets); the faster one is the ceiling.
 
-The input defaults to the packaged samples plus text and Python files of the standard library
-(deterministic, about ``--mb`` MB); pass ``--input`` for your own JSONL. Systems run in rounds
+The input defaults to the packaged samples plus text and Python files of the standard library and
+the installed packages (deterministic, about ``--mb`` MB, no file twice); pass ``--input`` for your
+own JSONL. A small input measures mostly start-up (~5 CPU-s for us: Hydra, torch + megatron-core
+for the writer, the tokenizer), a large one the steady state; try ``--mb 40`` and ``--mb 200``. Systems run in rounds
 (``--repeat``), interleaved, and each keeps its best round, because the machine may be shared.
 Prints a Markdown table and writes ``OUT/results.json``.
 """
@@ -85,7 +87,7 @@ class Bench:
 
 
 def build_input(path: Path, megabytes: float) -> None:
-    """Packaged samples + standard-library text files, one document per file."""
+    """Packaged samples + text files of the standard library and installed packages."""
     budget = int(megabytes * 1e6)
     data = REPO / "mind_nemo" / "data"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,9 +97,12 @@ def build_input(path: Path, megabytes: float) -> None:
             for line in sample.read_text().splitlines():
                 out.write(json.dumps({"text": json.loads(line)["text"]}) + "\n")
                 written += len(line)
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
-        files = sorted(p for ext in ("*.py", "*.txt", "*.rst", "*.md") for p in stdlib.rglob(ext))
-        while written < budget:  # cycle if the standard library is smaller than asked
+        # The standard library first, then installed packages: distinct text up to a few hundred
+        # MB, so no file repeats (repeats would flatter every tokenizer's word cache).
+        roots = [Path(sysconfig.get_paths()[k]) for k in ("stdlib", "purelib")]
+        files = [p for root in roots for ext in ("*.py", "*.txt", "*.rst", "*.md")
+                 for p in sorted(root.rglob(ext))]  # fmt: skip
+        while written < budget:  # cycle only if all of that is smaller than asked
             for p in files:
                 try:
                     text = p.read_text(encoding="utf-8")
