@@ -62,7 +62,7 @@ $PY -m mind_nemo.pretrain pretrain=smollm2_135m base_checkpoint=embedded \
 #    with their real prompts and metrics, on a few packaged questions each. suite=paper runs the
 #    full sets (GPU advised).
 step "6/7 evaluate: base vs continued, fixtures suite"
-EVAL=(suite=fixtures limit=2 max_gen_toks=32)
+EVAL=(suite=fixtures limit=1 max_gen_toks=32)
 $PY -m mind_nemo.evaluate model.path=embedded "${EVAL[@]}" name=base \
   output_dir="$RUN/evaluate/base"
 $PY -m mind_nemo.evaluate model.path="$RUN/pretrain/hf" "${EVAL[@]}" name=continued \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,20 +73,41 @@ def tiny_model_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     return path
 
 
+@dataclass
+class QuickstartRun:
+    """``recipes/quickstart.sh`` run once per session: its run folders and what it printed."""
+
+    root: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 @pytest.fixture(scope="session")
-def embedded_run_dir(tmp_path_factory) -> Path:
-    """A real synthesize run: all seven styles on 2 sample contexts with the packaged model."""
-    out = tmp_path_factory.mktemp("embedded_run") / "run"
-    run_stage(
-        "synthesize",
-        "+style=all",
-        "limit=2",
-        "server.max_new_tokens=160",
-        "engine.max_concurrent_requests=16",
-        f"output_dir={out}",
-        "progress=false",
-        timeout=900,
+def quickstart_run(tmp_path_factory) -> QuickstartRun:
+    """The whole pipeline on the real packaged model, run once and shared (slow: minutes).
+
+    Tests of single stages on real model output read its run folders instead of generating
+    their own, so the suite pays for the embedded model's generation once.
+    """
+    root = tmp_path_factory.mktemp("quickstart") / "run"
+    result = subprocess.run(
+        ["bash", str(REPO / "recipes" / "quickstart.sh")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "RUN": str(root), "PYTHON": sys.executable, "TQDM_DISABLE": "1"},
     )
+    return QuickstartRun(root, result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def embedded_run_dir(quickstart_run: QuickstartRun) -> Path:
+    """A real synthesize run: all seven styles on one sample context with the packaged model."""
+    out = quickstart_run.root / "synthesize"
+    if not (out / "manifest.json").is_file():
+        pytest.fail(f"the quickstart's synthesize step failed:\n{quickstart_run.stderr[-3000:]}")
     return out
 
 

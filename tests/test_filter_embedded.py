@@ -30,7 +30,7 @@ def test_filter_stage_on_real_model_output(embedded_run_dir, tmp_path, overrides
     out = tmp_path / "filtered"
     manifest = filter_run(embedded_run_dir, out, *overrides)
     source = source_rows(embedded_run_dir)
-    assert manifest["conversations"]["input"] == len(source) == 14
+    assert manifest["conversations"]["input"] == len(source) == 7
     by_style = Counter(r["conversational_style"] for r in source)
     assert {s: t["input"] for s, t in manifest["by_style"].items()} == dict(by_style)
     for t in manifest["by_style"].values():
@@ -49,7 +49,7 @@ def test_filter_stage_on_real_model_output(embedded_run_dir, tmp_path, overrides
         if not overrides:
             assert row["finish_reason"] != "length"
     contexts = len(read_jsonl(next((embedded_run_dir / "contexts").glob("*.jsonl"))))
-    assert manifest["variants"]["raw"]["rows"] == contexts == 2
+    assert manifest["variants"]["raw"]["rows"] == contexts == 1
     assert manifest["variants"]["all"]["rows"] == len(kept)
     assert manifest["variants"]["longest"]["rows"] == len(
         {(r["document_id"], r["context_index"]) for r in kept}

@@ -8,7 +8,6 @@ next one read. Slow (minutes on two cores); the recipe is also checked for synta
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -24,17 +23,8 @@ def test_recipe_is_valid_bash():
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_quickstart_runs_every_stage(tmp_path):
-    run = tmp_path / "quickstart"
-    result = subprocess.run(
-        ["bash", str(RECIPE)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        env={**os.environ, "RUN": str(run), "PYTHON": str(REPO / ".venv" / "bin" / "python"),
-             "TQDM_DISABLE": "1"},
-    )  # fmt: skip
+def test_quickstart_runs_every_stage(quickstart_run):
+    run, result = quickstart_run.root, quickstart_run
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for n in range(1, 8):
         assert f"=== {n}/7 " in result.stdout  # every step ran, in order
