@@ -18,8 +18,9 @@ would run it (a fresh process, startup included), and writes .bin/.idx:
 The input defaults to the packaged samples plus text and Python files of the standard library and
 the installed packages (deterministic, about ``--mb`` MB, no file twice); pass ``--input`` for your
 own JSONL. A small input measures mostly start-up (~5 CPU-s for us: Hydra, torch + megatron-core
-for the writer, the tokenizer), a large one the steady state; try ``--mb 40`` and ``--mb 200``. Systems run in rounds
-(``--repeat``), interleaved, and each keeps its best round, because the machine may be shared.
+for the writer, the tokenizer), a large one the steady state; try ``--mb 40`` and ``--mb 200``.
+Systems run in rounds (``--repeat``), interleaved, and each keeps its best round, because the
+machine may be shared.
 Prints a Markdown table and writes ``OUT/results.json``.
 """
 
