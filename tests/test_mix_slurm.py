@@ -10,46 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import REPO, run_stage
-
-
-def slurm_problem() -> str | None:
-    """Why SLURM jobs cannot run here, or None when a controller answers."""
-    if shutil.which("sbatch") is None:
-        return "SLURM is not installed (launchers/slurm/local_cluster.sh up installs it)"
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, check=False)
-    if ping.returncode != 0 or "UP" not in ping.stdout:
-        return "no SLURM controller answers (launchers/slurm/local_cluster.sh up starts one)"
-    return None
-
+from tests.slurm_helpers import queue_empty, slurm_problem, wait_for
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(slurm_problem() is not None, reason=str(slurm_problem())),
 ]
-
-
-def wait_for_jobs(job_ids: list[str], timeout_s: float = 900) -> None:
-    """Block until none of ``job_ids`` is queued or running (or fail after ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        queue = subprocess.run(
-            ["squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if not queue.stdout.strip():
-            return
-        time.sleep(2)
-    raise AssertionError(f"SLURM jobs {job_ids} still queued after {timeout_s:.0f}s")
 
 
 def test_mix_array_matches_unsharded_run(tmp_path):
@@ -74,7 +46,7 @@ def test_mix_array_matches_unsharded_run(tmp_path):
     # "shards: job array 12 (3 tasks); merge + blend: job 13"
     words = submit.stdout.split()
     array_id, final_id = words[words.index("array") + 1], words[-1]
-    wait_for_jobs([array_id, final_id])
+    wait_for(lambda: queue_empty([array_id, final_id]), "the mix jobs", timeout_s=900)
 
     logs = "\n".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.out")))
     manifest = json.loads((sharded / "manifest.json").read_text())

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,19 +20,7 @@ import pytest
 from mind_nemo.config import CONVERSATION_STYLES
 from mind_nemo.shard_store import row_key
 from tests.conftest import REPO, read_rows, write_corpus
-
-CLUSTER = REPO / "launchers" / "slurm" / "local_cluster.sh"
-
-
-def slurm_problem() -> str | None:
-    """Why SLURM jobs cannot run here, or None."""
-    if shutil.which("sbatch") is None:
-        return "SLURM is not installed (launchers/slurm/local_cluster.sh up installs and starts it)"
-    status = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True, check=False)
-    if status.returncode != 0:
-        return "no SLURM node takes jobs here (launchers/slurm/local_cluster.sh up starts one)"
-    return None
-
+from tests.slurm_helpers import queue_empty, slurm_problem, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,23 +57,6 @@ def job_records(job_id: str) -> list[dict[str, str]]:
         if fields:
             records.append(fields)
     return records
-
-
-def wait_for(condition, what: str, timeout_s: float = 240.0) -> None:
-    """Poll ``condition`` until true; a guard against hanging, not a speed check."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            subprocess.run(["squeue"], check=False)
-            raise AssertionError(f"gave up waiting for {what} after {timeout_s:.0f}s")
-        time.sleep(1)
-
-
-def queue_empty(job_ids: list[str]) -> bool:
-    out = subprocess.run(
-        ["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True
-    )
-    return out.returncode == 0 and not out.stdout.strip()
 
 
 def stub_overrides(stub, corpus: Path, concurrency: int) -> list[str]:

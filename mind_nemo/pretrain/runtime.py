@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from mind_nemo.errors import UserError
 from mind_nemo.pretrain import cpu_shims
 from mind_nemo.pretrain.config import RecipeConfig
+from mind_nemo.servers import free_port
 
 
 @dataclass
@@ -36,12 +36,6 @@ class Runtime:
     @property
     def device(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if self.on_gpu else torch.device("cpu")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def launched_by_torchrun() -> bool:
@@ -75,7 +69,7 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
         torch.set_num_threads(cpu_threads)
     if not dist.is_initialized():
         # Alone: a private loopback rendezvous, never a MASTER_PORT inherited from a parent.
-        init = None if launched_by_torchrun() else f"tcp://127.0.0.1:{_free_port()}"
+        init = None if launched_by_torchrun() else f"tcp://127.0.0.1:{free_port()}"
         backend = "nccl" if on_gpu else "gloo"
         dist.init_process_group(backend, init_method=init, rank=rank, world_size=world)
     if not parallel_state.model_parallel_is_initialized():
