@@ -326,7 +326,7 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _decompressed(raw: IO[bytes], path: str, stack: ExitStack) -> IO[bytes]:
+def decompressed(raw: IO[bytes], path: str, stack: ExitStack) -> IO[bytes]:
     """``raw`` itself, or a streaming gzip/zstd decoder over it, chosen by the file name."""
     lower = path.lower()
     if lower.endswith(".gz"):
@@ -340,7 +340,7 @@ def _decompressed(raw: IO[bytes], path: str, stack: ExitStack) -> IO[bytes]:
 def _iter_jsonl(path: str) -> Iterator[tuple[int, Row]]:
     """Parse a JSON-lines file one line at a time; blank lines are ignored."""
     with open(path, "rb") as raw, ExitStack() as stack:
-        stream = _decompressed(raw, path, stack)
+        stream = decompressed(raw, path, stack)
         for row_number, line in enumerate(stream, start=1):
             if line.strip():
                 yield row_number, _parse_line(line, first=row_number == 1)

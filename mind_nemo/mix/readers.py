@@ -8,8 +8,6 @@ as Arrow batches of the needed columns only, checked and filtered here, and pass
 
 from __future__ import annotations
 
-import gzip
-import io
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mind_nemo.corpus import Source, load_saved_dataset
+from mind_nemo.corpus import Source, decompressed, load_saved_dataset
 from mind_nemo.errors import UserError
 from mind_nemo.mix.config import SourceConfig
 from mind_nemo.mix.worker import STYLE_FIELD, Task
@@ -71,15 +69,7 @@ def read_unit(unit: Unit, cfg: SourceConfig, batch_bytes: int) -> Iterator[Chunk
 
 def _open_stream(path: str, stack: ExitStack) -> IO[bytes]:
     raw = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (closed by the stack)
-    lower = path.lower()
-    if lower.endswith(".gz"):
-        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-    if lower.endswith((".zst", ".zstd")):
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return stack.enter_context(io.BufferedReader(reader))
-    return raw
+    return decompressed(raw, path, stack)
 
 
 def _jsonl_blocks(unit: Unit, batch_bytes: int) -> Iterator[bytes]:
