@@ -7,20 +7,22 @@ setup(
     version="0.1.0",
     description="Math Informed syNthetic Dialogues (MIND) for LLM pretraining data",
     python_requires=">=3.10",
-    packages=find_packages(
-        include=["mind_nemo", "mind_nemo.*", "hydra_configs", "hydra_configs.*"]
-    ),
+    # Every package has its __init__.py, so find_packages sees them all; the repository's
+    # top-level hydra_configs/ installs under the project's own name, mind_nemo.hydra_configs.
+    packages=[*find_packages(include=["mind_nemo", "mind_nemo.*"]), "mind_nemo.hydra_configs"],
+    package_dir={"mind_nemo.hydra_configs": "hydra_configs"},
     package_data={
         "mind_nemo": [
-            "prompts/*.yaml",
+            "*/README.md",
+            "synthesize/prompts/*.yaml",
+            "filter/rules/*.yaml",
             "data/*.jsonl",
-            "slurm/templates/*.j2",
+            "submit/templates/*.j2",
             "data/eval_fixtures/*/*/README.md",
             "data/eval_fixtures/*/*/*/*.jsonl",
-            "evaluate/README.md",
             "evaluate/lm_tasks/*",
         ],
-        "hydra_configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
+        "mind_nemo.hydra_configs": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
     },
     install_requires=[
         # torch is pinned in the Makefile (torch==2.13.0, the CPU build on this machine's disk);

@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from mind_nemo.client import OpenAICompatibleClient
+from mind_nemo.servers.client import OpenAICompatibleClient
 from mind_nemo.servers.stub import StubProcess
 
 PROMPT = [{"role": "user", "content": "Let x = 3. " * 200 + "Explain as a dialogue."}]

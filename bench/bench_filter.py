@@ -32,18 +32,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.config import CONVERSATION_STYLES
-from mind_nemo.filters.base import Item
-from mind_nemo.filters.chain import build_chain, run_chain
-from mind_nemo.filters.config import FilterSettings, FilterStageConfig
-from mind_nemo.filters.dedup import Signer, fingerprint
-from mind_nemo.filters.degeneration import DegenerationFilter
-from mind_nemo.filters.faithfulness import FaithfulnessFilter
-from mind_nemo.filters.leakage import LeakageFilter, instruction_text
-from mind_nemo.filters.length import MinTokensFilter
-from mind_nemo.filters.structure import StructureFilter
-from mind_nemo.prompts import load_prompt
-from mind_nemo.shard_store import shard_name
+from mind_nemo.core.run_folder import shard_name
+from mind_nemo.core.styles import CONVERSATION_STYLES
+from mind_nemo.filter.chain import build_chain, run_chain
+from mind_nemo.filter.config import FilterSettings, FilterStageConfig
+from mind_nemo.filter.rules.base import Item
+from mind_nemo.filter.rules.dedup import Signer, fingerprint
+from mind_nemo.filter.rules.degeneration import DegenerationFilter
+from mind_nemo.filter.rules.faithfulness import FaithfulnessFilter
+from mind_nemo.filter.rules.leakage import LeakageFilter, instruction_text
+from mind_nemo.filter.rules.length import MinTokensFilter
+from mind_nemo.filter.rules.structure import StructureFilter
+from mind_nemo.synthesize.styles import load_prompt
 
 NAMES = [("Teacher", "Student"), ("**Alex:**", "**Sam:**"), ("Q", "A"), ("### Pro", "### Con")]
 WORDS = (  # noqa: SIM905 - a word list reads better as text
@@ -191,7 +191,7 @@ def baseline_on_disk(run: Path, out: Path) -> None:
 def whole_stage(run: Path, out: Path) -> dict:
     from omegaconf import OmegaConf
 
-    from mind_nemo.filters.stage import FilterStage
+    from mind_nemo.filter.stage import FilterStage
 
     cfg = FilterStageConfig(run_dir=str(run), output_dir=str(out), progress=False)
     cfg.tokenizer = "embedded"
@@ -237,7 +237,7 @@ def main() -> None:
     results.append(("our chain (all per-row filters)", rate(n, run_chain_all)))
     kept = run_chain_all()
     results.append(("our chain + dedup fingerprint/MinHash", rate(n, lambda: run_chain_all(True))))
-    from mind_nemo.embedded_model import load_tokenizer
+    from mind_nemo.servers.embedded_model import load_tokenizer
 
     load_tokenizer("embedded")  # import transformers once, outside the timed stage
     with tempfile.TemporaryDirectory() as tmp:

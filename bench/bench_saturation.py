@@ -23,12 +23,13 @@ from pathlib import Path
 
 import aiohttp
 
-from mind_nemo.chunking import split_into_contexts
-from mind_nemo.config import ChunkConfig, CorpusConfig, ServerConfig
-from mind_nemo.corpus import CorpusReader
-from mind_nemo.embedded_model import load_tokenizer
-from mind_nemo.prompts import load_prompt
-from mind_nemo.servers import open_server
+from mind_nemo.core.corpus import CorpusConfig, CorpusReader
+from mind_nemo.servers.config import ServerConfig
+from mind_nemo.servers.embedded_model import load_tokenizer
+from mind_nemo.servers.launch import open_server
+from mind_nemo.synthesize.chunking import split_into_contexts
+from mind_nemo.synthesize.config import ChunkConfig
+from mind_nemo.synthesize.styles import load_prompt
 
 
 def sample_prompts(n: int) -> list[list[dict[str, str]]]:

@@ -166,7 +166,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
 
 def read_tokens(prefix: str) -> dict[str, Any]:
     """Documents, tokens and .bin sha256 of an indexed dataset (read with megatron-core)."""
-    from mind_nemo.mix.writer import file_sha256, megatron_indexed_dataset
+    from mind_nemo.core.run_folder import file_sha256
+    from mind_nemo.mix.writer import megatron_indexed_dataset
 
     dataset = megatron_indexed_dataset().IndexedDataset(prefix)
     return {
@@ -335,7 +336,7 @@ def main() -> None:
     if args.input is None:
         build_input(corpus, args.mb)
     split_input(corpus, args.out / "input" / "parts", args.workers)
-    from mind_nemo.embedded_model import load_tokenizer
+    from mind_nemo.servers.embedded_model import load_tokenizer
 
     hf = load_tokenizer(args.tokenizer)
     hf.save_pretrained(args.out / "tokenizer")

@@ -41,7 +41,7 @@ def run_stage(stage: str, *overrides: str, timeout: float = 600, check: bool = T
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer():
-    from mind_nemo.embedded_model import load_embedded_tokenizer
+    from mind_nemo.servers.embedded_model import load_embedded_tokenizer
 
     return load_embedded_tokenizer()
 

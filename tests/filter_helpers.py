@@ -16,11 +16,11 @@ from typing import Any
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-import mind_nemo.filter  # noqa: F401  (registers filter_schema and the output_dir resolver)
-from mind_nemo.filters.config import FilterStageConfig, check_settings
-from mind_nemo.filters.stage import FilterStage
-from mind_nemo.run_settings import typed_config
-from mind_nemo.shard_store import shard_name
+import mind_nemo.filter.config  # noqa: F401  (registers filter_schema and the output_dir resolver)
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.run_folder import shard_name
+from mind_nemo.filter.config import FilterStageConfig, check_settings
+from mind_nemo.filter.stage import FilterStage
 
 SPEAKERS = {
     "two_students": ("Alex", "Sam"),
@@ -161,7 +161,7 @@ def make_run(
 
 def compose_filter(run_dir: Path, out: Path, *overrides: str):
     GlobalHydra.instance().clear()
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         return compose(
             config_name="filter",
             overrides=[f"run_dir={run_dir}", f"output_dir={out}", "progress=false", *overrides],

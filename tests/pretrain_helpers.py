@@ -62,7 +62,7 @@ def megatron_runtime():
 
     from mind_nemo.pretrain import runtime
 
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         raw = compose("pretrain", overrides=["pretrain=tiny_cpu"])
     cfg = OmegaConf.to_object(raw)
     rt = runtime.init(cfg.pretrain)
@@ -77,7 +77,7 @@ def recipe(name: str, *overrides: str) -> Any:
 
     from mind_nemo.pretrain.config import settle_base_checkpoint
 
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         raw = compose("pretrain", overrides=[f"pretrain={name}", *overrides])
     settle_base_checkpoint(raw)
     return OmegaConf.to_object(raw)

@@ -1,4 +1,4 @@
-"""Tests for ``mind_nemo.chunking`` with the real embedded (SmolLM2) tokenizer.
+"""Tests for ``mind_nemo.synthesize.chunking`` with the real embedded (SmolLM2) tokenizer.
 
 The invariants checked everywhere: no context over budget, spans tile the document exactly,
 each context's text is its slice of the document, and indices run 0..n-1.
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from mind_nemo.chunking import Chunker, split_into_contexts
-from mind_nemo.config import ChunkConfig
-from mind_nemo.errors import UserError
-from mind_nemo.records import Context, Document
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.records import Context, Document
+from mind_nemo.synthesize.chunking import Chunker, split_into_contexts
+from mind_nemo.synthesize.config import ChunkConfig
 
 SAMPLE = Path(__file__).resolve().parents[1] / "mind_nemo" / "data" / "sample_owm.jsonl"
 WORDS = [
@@ -30,7 +30,7 @@ WORDS = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    from mind_nemo.embedded_model import load_embedded_tokenizer
+    from mind_nemo.servers.embedded_model import load_embedded_tokenizer
 
     return load_embedded_tokenizer()
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from mind_nemo.client import OpenAICompatibleClient, RequestFailed, parse_retry_after
-from mind_nemo.config import ServerConfig
-from mind_nemo.errors import UserError
-from mind_nemo.servers import ServerHandle, check_server_config, open_server, wait_healthy
+from mind_nemo.core.errors import UserError
+from mind_nemo.servers.client import OpenAICompatibleClient, RequestFailed, parse_retry_after
 from mind_nemo.servers.commands import server_command
+from mind_nemo.servers.config import ServerConfig
+from mind_nemo.servers.launch import ServerHandle, check_server_config, open_server, wait_healthy
 
 
 def test_parse_retry_after_seconds_and_dates():

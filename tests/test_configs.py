@@ -11,14 +11,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-import mind_nemo.filter
-import mind_nemo.merge
-import mind_nemo.report  # noqa: F401
-from mind_nemo.config import SynthesizeConfig, register_configs
+from mind_nemo.core.package_files import CONFIG_MODULE
+from mind_nemo.submit.plan import SCHEMA_MODULES
+from mind_nemo.synthesize.config import SynthesizeConfig
 from tests.conftest import run_stage
 
 CONFIGS = Path(__file__).resolve().parents[1] / "hydra_configs"
-register_configs()
 
 
 def group_options(group: str) -> list[str]:
@@ -27,7 +25,7 @@ def group_options(group: str) -> list[str]:
 
 def compose_cfg(name: str, overrides: list[str]):
     GlobalHydra.instance().clear()
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
 
 
@@ -54,7 +52,7 @@ def test_every_synthesize_combination_instantiates(style, server, corpus):
 
 
 def test_all_style_is_the_seven_of_the_paper():
-    from mind_nemo.config import CONVERSATION_STYLES
+    from mind_nemo.core.styles import CONVERSATION_STYLES
 
     cfg = OmegaConf.to_object(compose_cfg("synthesize", ["+style=all"]))
     assert tuple(cfg.style.styles) == CONVERSATION_STYLES
@@ -68,10 +66,8 @@ def test_paper_sampling_defaults():
 
 
 def register_stage(stage: str) -> None:
-    """Import a stage's entry module, which registers its schema in Hydra's ConfigStore."""
-    module = importlib.import_module(f"mind_nemo.{stage}")
-    if hasattr(module, "__path__"):  # a subpackage: its entry point is __main__
-        importlib.import_module(f"mind_nemo.{stage}.__main__")
+    """Import the config module of the stage behind a primary config (registers its schema)."""
+    importlib.import_module(SCHEMA_MODULES.get(stage, f"mind_nemo.{stage.split('.')[0]}.config"))
 
 
 @pytest.mark.parametrize("stage", sorted(p.stem for p in CONFIGS.glob("*.yaml")))

@@ -1,4 +1,4 @@
-"""Tests for mind_nemo.corpus: every input format, bad rows, ids, limits, errors and streaming.
+"""Tests for mind_nemo.core.corpus: every input format, bad rows, ids, limits, errors and streaming.
 
 Fixtures are written on the fly under ``tmp_path``; nothing here needs network access.
 """
@@ -24,11 +24,10 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from mind_nemo import corpus
-from mind_nemo.config import CorpusConfig
-from mind_nemo.corpus import CorpusReader, iter_documents, sample_corpus_path
-from mind_nemo.errors import UserError
-from mind_nemo.records import Document, text_hash
+from mind_nemo.core import corpus
+from mind_nemo.core.corpus import CorpusConfig, CorpusReader, iter_documents, sample_corpus_path
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.records import Document, text_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,9 +221,9 @@ def test_saved_hf_dataset_missing_text_column_is_a_user_error(tmp_path: Path) ->
 def test_hub_dataset_failure_is_one_clear_line(tmp_path: Path) -> None:
     pytest.importorskip("datasets")
     code = (
-        "from mind_nemo.config import CorpusConfig\n"
-        "from mind_nemo.corpus import iter_documents\n"
-        "from mind_nemo.errors import UserError\n"
+        "from mind_nemo.core.corpus import CorpusConfig\n"
+        "from mind_nemo.core.corpus import iter_documents\n"
+        "from mind_nemo.core.errors import UserError\n"
         "try:\n"
         "    list(iter_documents(CorpusConfig(path='nobody/no-such-dataset', format='hf')))\n"
         "except UserError as err:\n"
@@ -313,7 +312,7 @@ def test_bad_rows_are_skipped_counted_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader = CorpusReader(CorpusConfig(path=str(_bad_file(tmp_path / "bad.jsonl"))))
-    with caplog.at_level(logging.WARNING, logger="mind_nemo.corpus"):
+    with caplog.at_level(logging.WARNING, logger="mind_nemo.core.corpus"):
         docs = list(reader)
     assert texts(docs) == ["good one", "good two"]
     assert reader.read == 2
@@ -333,7 +332,7 @@ def test_skip_logging_is_rate_limited(tmp_path: Path, caplog: pytest.LogCaptureF
     path = tmp_path / "junk.jsonl"
     path.write_text("{bad\n" * 25 + json.dumps({"text": "ok"}) + "\n")
     reader = CorpusReader(CorpusConfig(path=str(path)))
-    with caplog.at_level(logging.WARNING, logger="mind_nemo.corpus"):
+    with caplog.at_level(logging.WARNING, logger="mind_nemo.core.corpus"):
         assert texts(list(reader)) == ["ok"]
     messages = [r.getMessage() for r in caplog.records]
     assert sum(": invalid_json" in m for m in messages) == corpus.MAX_LOGGED_SKIPS
@@ -501,9 +500,8 @@ def test_parquet_is_never_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_sample_corpus_path_is_inside_the_package() -> None:
-    assert sample_corpus_path() == Path(corpus.__file__).resolve().parent / "data" / (
-        "sample_owm.jsonl"
-    )
+    package = Path(corpus.__file__).resolve().parents[1]
+    assert sample_corpus_path() == package / "data" / "sample_owm.jsonl"
 
 
 @pytest.mark.skipif(not sample_corpus_path().is_file(), reason="sample corpus not written yet")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mind_nemo.client import Completion, RequestFailed
-from mind_nemo.config import EngineConfig
-from mind_nemo.engine import Engine
-from mind_nemo.plan import WorkItem
-from mind_nemo.records import Context
+from mind_nemo.core.records import Context
+from mind_nemo.servers.client import Completion, RequestFailed
+from mind_nemo.synthesize.config import EngineConfig
+from mind_nemo.synthesize.engine import Engine
+from mind_nemo.synthesize.plan import WorkItem
 
 
 class FakeClient:

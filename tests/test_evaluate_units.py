@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.evaluate import scoring, suites
 from mind_nemo.evaluate.config import COLUMNS, ColumnConfig, EvaluateConfig
 from mind_nemo.evaluate.math_answers import final_answer, is_equivalent, score_completion

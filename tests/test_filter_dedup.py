@@ -6,9 +6,9 @@ import random
 
 import numpy as np
 
-from mind_nemo.external_sort import external_sort
-from mind_nemo.filters.config import DedupConfig
-from mind_nemo.filters.dedup import (
+from mind_nemo.core.external_sort import external_sort
+from mind_nemo.filter.config import DedupConfig
+from mind_nemo.filter.rules.dedup import (
     NearDuplicateIndex,
     SignatureWriter,
     Signer,

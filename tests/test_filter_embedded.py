@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from mind_nemo.report import ReportConfig, write_report
+from mind_nemo.report.render import ReportConfig, write_report
 from tests.filter_helpers import filter_run, read_jsonl, read_parts
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import threading
 import pytest
 from aiohttp import web
 
-from mind_nemo.filters.judge import parse_scores
-from mind_nemo.servers import free_port
+from mind_nemo.filter.rules.judge import parse_scores
+from mind_nemo.servers.launch import free_port
 from tests.filter_helpers import (
     context_row,
     conversation_row,

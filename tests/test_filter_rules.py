@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from mind_nemo.filters.base import Item
-from mind_nemo.filters.chain import build_chain, run_chain
-from mind_nemo.filters.config import (
+from mind_nemo.filter.chain import build_chain, run_chain
+from mind_nemo.filter.config import (
     DegenerationConfig,
     FaithfulnessConfig,
     FilterSettings,
     LeakageConfig,
     LengthConfig,
 )
-from mind_nemo.filters.degeneration import (
+from mind_nemo.filter.rules.base import Item
+from mind_nemo.filter.rules.degeneration import (
     DegenerationFilter,
     repeated_line_ratio,
     repeated_ngram_ratio,
 )
-from mind_nemo.filters.faithfulness import FaithfulnessFilter, latex_expressions, numbers
-from mind_nemo.filters.leakage import LeakageFilter, instruction_text
-from mind_nemo.filters.length import EmptyFilter, MinTokensFilter, TruncatedFilter
-from mind_nemo.prompts import load_prompt
+from mind_nemo.filter.rules.faithfulness import FaithfulnessFilter, latex_expressions, numbers
+from mind_nemo.filter.rules.leakage import LeakageFilter, instruction_text
+from mind_nemo.filter.rules.length import EmptyFilter, MinTokensFilter, TruncatedFilter
+from mind_nemo.synthesize.styles import load_prompt
 from tests.filter_helpers import context_text, good_conversation
 
 DIALOGUE = "Teacher: What is 3 + 4?\n\nStudent: It is 7.\n\nTeacher: And 3 x 4?\n\nStudent: 12."

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from mind_nemo.filters.base import Item
-from mind_nemo.filters.config import StructureConfig
-from mind_nemo.filters.speakers import parse_dialogue
-from mind_nemo.filters.structure import NormalizeSpeakers, StructureFilter
+from mind_nemo.filter.config import StructureConfig
+from mind_nemo.filter.rules.base import Item
+from mind_nemo.filter.rules.speakers import parse_dialogue
+from mind_nemo.filter.rules.structure import NormalizeSpeakers, StructureFilter
 
 FORMATS = {
     "name_colon": (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from tests.conftest import REPO, run_stage
 from tests.filter_helpers import (
     compose_filter,
@@ -234,7 +234,7 @@ def test_garbage_rows_are_counted_and_never_a_crash(tmp_path):
     assert manifest["malformed_rows"] == 9
     (marker,) = (tmp_path / "out" / "manifests").glob("*.json")
     assert json.loads(marker.read_text())["contexts_malformed"] == 2
-    from mind_nemo.report import ReportConfig, write_report
+    from mind_nemo.report.render import ReportConfig, write_report
 
     assert write_report(ReportConfig(run_dir=str(tmp_path / "out")))["all_match"]
 
@@ -323,8 +323,8 @@ def test_every_filter_config_instantiates(tmp_path):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    import mind_nemo.report  # noqa: F401  (registers report_schema)
-    from mind_nemo.filters.config import FilterStageConfig, check_settings
+    import mind_nemo.report.config  # noqa: F401  (registers report_schema)
+    from mind_nemo.filter.config import FilterStageConfig, check_settings
 
     for group in sorted(p.stem for p in (REPO / "hydra_configs" / "filter").glob("*.yaml")):
         cfg = OmegaConf.to_object(compose_filter(tmp_path, tmp_path / "o", f"filter={group}"))
@@ -334,7 +334,7 @@ def test_every_filter_config_instantiates(tmp_path):
     assert default.filter.length.min_tokens == 50  # the paper's rule
     assert default.judge.enabled is False  # the paper found self-judging too lenient
     GlobalHydra.instance().clear()
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         raw = compose(config_name="filter", overrides=[f"run_dir={tmp_path}/x/"])
         assert raw.output_dir == f"{tmp_path}/x-filtered"
         assert compose(config_name="report", overrides=["run_dir=r"]).max_points > 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from mind_nemo.jsonl import JsonlAppender, iter_jsonl, repair_tail, write_json_atomic
-from mind_nemo.records import Context, Conversation
-from mind_nemo.shard_store import ShardStore
+from mind_nemo.core.jsonl import JsonlAppender, iter_jsonl, repair_tail, write_json_atomic
+from mind_nemo.core.records import Context, Conversation
+from mind_nemo.synthesize.shard_store import ShardStore
 
 
 def test_repair_tail_cuts_a_torn_last_line(tmp_path):

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mind_nemo.core.run_folder import file_sha256
 from mind_nemo.mix.config import TokenizerConfig
 from mind_nemo.mix.tokenizer import build_encoder, resolve_tokenizer
-from mind_nemo.mix.writer import file_sha256
 from tests.conftest import run_stage
 from tests.mix_helpers import (
     make_filter_run,

@@ -17,7 +17,7 @@ import pytest
 
 import mind_nemo.mix.run as run_module
 import mind_nemo.mix.sources as sources_module
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.mix.config import MixConfig, SourceConfig, TokenizerConfig
 from mind_nemo.mix.run import MixRun
 from tests.mix_helpers import make_hf_dataset, make_parquet, make_synthesize_run, text, write_jsonl

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.mix.config import MixConfig, SourceConfig, TokenizerConfig
 from mind_nemo.mix.run import MixRun
 from mind_nemo.mix.tiktoken_vocab import MEGATRON_PATTERNS

@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from mind_nemo.corpus import Source
-from mind_nemo.errors import UserError
+from mind_nemo.core.corpus import Source
+from mind_nemo.core.errors import UserError
 from mind_nemo.mix.blend import plan_mix
 from mind_nemo.mix.config import MixConfig, SourceConfig, source_configs
 from mind_nemo.mix.readers import Unit, read_unit
@@ -199,7 +199,7 @@ def test_ratios_that_cannot_be_met(groups, srcs, tokens, total, message):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "mix").glob("*.yaml")))
 def test_every_mix_config_instantiates(name):
     GlobalHydra.instance().clear()
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         cfg = compose(config_name="mix", overrides=[f"mix={name}"])
     mix = OmegaConf.to_object(cfg)
     assert isinstance(mix, MixConfig) and mix.name == name
@@ -220,7 +220,7 @@ def mix_error(capsys, *overrides: str) -> str:
     from mind_nemo.mix.__main__ import run_mix
 
     GlobalHydra.instance().clear()
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
         cfg = compose(config_name="mix", overrides=list(overrides))
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:

@@ -114,7 +114,7 @@ def test_converted_base_saved_as_megatron_checkpoint_loads_back(
 
 
 def test_a_base_of_another_shape_is_refused(embedded):
-    from mind_nemo.errors import UserError
+    from mind_nemo.core.errors import UserError
 
     with pytest.raises(UserError, match="num_layers=2"):
         hf_convert.check_shape_matches(recipe("tiny_cpu").pretrain.model, embedded.path)

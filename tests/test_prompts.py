@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mind_nemo.config import ALL_STYLES
-from mind_nemo.errors import UserError
-from mind_nemo.prompts import load_prompt
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.styles import ALL_STYLES
+from mind_nemo.synthesize.styles import load_prompt
 
 CONTEXT = "Let $x^{2} = 9$, so $x = \\pm 3$ {not a placeholder}."
 

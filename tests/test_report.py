@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mind_nemo.report import ReportConfig, write_report
+from mind_nemo.report.render import ReportConfig, write_report
 from tests.conftest import run_stage
 from tests.filter_helpers import filter_run
 from tests.test_filter_stage import build_rich_run

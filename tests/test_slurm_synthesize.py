@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from mind_nemo.config import CONVERSATION_STYLES
-from mind_nemo.shard_store import row_key
+from mind_nemo.core.styles import CONVERSATION_STYLES
+from mind_nemo.synthesize.shard_store import row_key
 from tests.conftest import REPO, read_rows, write_corpus
 from tests.slurm_helpers import queue_empty, slurm_problem, wait_for
 

@@ -13,13 +13,14 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-import mind_nemo.submit  # noqa: F401  (registers the submit schema)
-from mind_nemo.config import CONVERSATION_STYLES, ServerConfig
-from mind_nemo.errors import UserError
-from mind_nemo.slurm.plan import Job, build_plan, load_config
-from mind_nemo.slurm.sbatch import submit
-from mind_nemo.slurm.serve import rank_plan, tasks_per_node
-from mind_nemo.slurm.shard_done import shard_complete
+import mind_nemo.submit.config  # noqa: F401  (registers the submit schema)
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.styles import CONVERSATION_STYLES
+from mind_nemo.servers.config import ServerConfig
+from mind_nemo.submit.plan import Job, build_plan, load_config
+from mind_nemo.submit.sbatch import submit
+from mind_nemo.submit.serve import rank_plan, tasks_per_node
+from mind_nemo.submit.shard_done import shard_complete
 from tests.conftest import REPO, write_corpus
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "hydra_configs" / "experiment").glob("*.yaml"))
@@ -50,7 +51,7 @@ def plan(*overrides: str):
     """Compose ``submit`` with ``overrides`` and plan it, as the dry run does."""
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_module("hydra_configs", version_base="1.3"):
+        with initialize_config_module("mind_nemo.hydra_configs", version_base="1.3"):
             cfg = load_config(compose("submit", overrides=list(overrides)))
             return cfg, {job.stage: job for job in build_plan(cfg)}
     finally:
@@ -158,8 +159,8 @@ def test_server_across_nodes_is_started_by_the_job():
     synth = jobs["synthesize"]
     assert "#SBATCH --nodes=2" in synth.script and "#SBATCH --gpus-per-node=8" in synth.script
     assert "srun --overlap --nodes=2 --ntasks-per-node=8" in synth.script
-    assert "-m mind_nemo.slurm.serve --port=8000 --" in synth.script
-    assert "-m mind_nemo.slurm.health http://127.0.0.1:8000/v1 --timeout=3600" in synth.script
+    assert "-m mind_nemo.submit.serve --port=8000 --" in synth.script
+    assert "-m mind_nemo.submit.health http://127.0.0.1:8000/v1 --timeout=3600" in synth.script
     assert "server.type=openai server.base_url=http://127.0.0.1:8000/v1" in synth.script
     assert subprocess.run(["bash", "-n"], input=synth.script, text=True).returncode == 0
     assert synth.local == []  # a multi-node server needs SLURM
@@ -186,12 +187,12 @@ def test_rank_plans_of_multinode_servers(kind):
 
 
 def test_health_wait_gives_up_when_the_server_process_is_gone():
-    from mind_nemo.servers import free_port
+    from mind_nemo.servers.launch import free_port
 
     dead = subprocess.Popen(["true"])
     dead.wait()
     result = subprocess.run(
-        [sys.executable, "-m", "mind_nemo.slurm.health", f"http://127.0.0.1:{free_port()}/v1",
+        [sys.executable, "-m", "mind_nemo.submit.health", f"http://127.0.0.1:{free_port()}/v1",
          "--timeout=120", f"--pid={dead.pid}"],
         capture_output=True, text=True,
     )  # fmt: skip

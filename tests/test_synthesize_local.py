@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mind_nemo.config import CONVERSATION_STYLES
+from mind_nemo.core.styles import CONVERSATION_STYLES
 from tests.conftest import REPO, read_rows, run_stage
 
 SHARD = "shard-00000-of-00001"

@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 
-from mind_nemo.config import CONVERSATION_STYLES
+from mind_nemo.core.styles import CONVERSATION_STYLES
 from tests.conftest import REPO, read_rows, run_stage, write_corpus
 
 SHARD = "shard-00000-of-00001"

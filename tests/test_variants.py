@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mind_nemo.filters.config import VariantsConfig
-from mind_nemo.variants import build_variants
+from mind_nemo.filter.config import VariantsConfig
+from mind_nemo.filter.variants import build_variants
 from tests.filter_helpers import read_parts
 
 

@@ -15,13 +15,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mind_nemo.cli import run_hydra_main
-from mind_nemo.errors import exit_on_user_error
-from mind_nemo.evaluate.config import EvaluateConfig, register_evaluate_configs
-from mind_nemo.progress import format_table
-from mind_nemo.run_settings import typed_config
-
-register_evaluate_configs()
+from mind_nemo.core.cli import CONFIG_PATH, run_hydra_main
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.errors import exit_on_user_error
+from mind_nemo.core.tables import format_table
+from mind_nemo.evaluate.config import EvaluateConfig
 
 
 def print_summary(results: dict[str, Any], output_dir: str) -> None:
@@ -48,7 +46,7 @@ def run_evaluate(raw_cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("lm_eval").setLevel(logging.WARNING)

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from mind_nemo.embedded_model import EMBEDDED_NAME, resolve_model_path
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.evaluate.config import EvaluateConfig, ModelConfig
+from mind_nemo.servers.embedded_model import EMBEDDED_NAME, resolve_model_path
 
 
 @dataclass
@@ -129,7 +129,7 @@ def unseeded_when_sampling(api_class: type) -> type:
 
 def _server_tokenizer(name: str) -> str | None:
     """A tokenizer lm-eval can load for the served model, or None (generation still works)."""
-    from mind_nemo.embedded_model import load_tokenizer
+    from mind_nemo.servers.embedded_model import load_tokenizer
 
     try:
         load_tokenizer(name)
@@ -150,7 +150,7 @@ def open_backend(cfg: EvaluateConfig, log_dir: Path) -> Iterator[Backend]:
         raise UserError(f"api must be 'completions' or 'chat', not {cfg.api!r}")
     from lm_eval.api.registry import get_model
 
-    from mind_nemo.servers import open_server
+    from mind_nemo.servers.launch import open_server
 
     with open_server(cfg.server, log_dir) as handle:
         chat = cfg.api == "chat"

@@ -13,13 +13,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mind_nemo.cli import run_hydra_main
-from mind_nemo.errors import exit_on_user_error
-from mind_nemo.evaluate.config import CompareConfig, register_evaluate_configs
-from mind_nemo.jsonl import write_atomic, write_json_atomic
-from mind_nemo.run_settings import typed_config
-
-register_evaluate_configs()
+from mind_nemo.core.cli import CONFIG_PATH, run_hydra_main
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.errors import exit_on_user_error
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.evaluate.config import CompareConfig
 
 
 @exit_on_user_error
@@ -39,7 +37,7 @@ def run_compare(raw_cfg: DictConfig) -> dict[str, Any]:
     return table
 
 
-@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="evaluate.compare")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate.compare")
 def main(cfg: DictConfig) -> None:
     run_compare(cfg)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from mind_nemo.config import ServerConfig
+from mind_nemo.core.config import register_schema
+from mind_nemo.servers.config import ServerConfig
 
 #: The paper's table columns, in its order, with their printed labels.
 COLUMNS: dict[str, str] = {
@@ -131,11 +131,5 @@ class CompareConfig:
     output_dir: str = MISSING
 
 
-def register_evaluate_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore so the YAML files are validated against them."""
-    cs = ConfigStore.instance()
-    cs.store(name="evaluate_schema", node=EvaluateConfig)
-    cs.store(name="evaluate_compare_schema", node=CompareConfig)
-
-
-register_evaluate_configs()
+register_schema("evaluate_schema", EvaluateConfig)
+register_schema("evaluate_compare_schema", CompareConfig)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.package_files import data_path
 from mind_nemo.evaluate import tasks
 
-FIXTURES_DIR = Path(__file__).resolve().parents[1] / "data" / "eval_fixtures"
+FIXTURES_DIR = data_path("eval_fixtures")
 #: ``data_dir`` values that mean "load from the Hub".
 HUB = (None, "", "hub")
 

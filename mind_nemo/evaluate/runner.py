@@ -17,13 +17,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.evaluate import tasks
 from mind_nemo.evaluate.backends import Backend, checkpoint_dir, open_backend
 from mind_nemo.evaluate.config import COLUMNS, EvaluateConfig
 from mind_nemo.evaluate.scoring import paper_columns, task_scores
 from mind_nemo.evaluate.suites import Plan, make_plan
-from mind_nemo.jsonl import write_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"

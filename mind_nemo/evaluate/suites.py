@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.package_files import config_folder
 from mind_nemo.evaluate import data, tasks
 from mind_nemo.evaluate.config import COLUMNS, EvaluateConfig, SuiteConfig, TaskRunConfig
 
 
 def builtin_suites() -> list[str]:
     """Names of the suites shipped in ``hydra_configs/evaluate/``."""
-    folder = resources.files("hydra_configs") / "evaluate"
+    folder = config_folder() / "evaluate"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -38,7 +38,7 @@ def load_suite(name_or_path: str) -> SuiteConfig:
                 f"unknown suite {name_or_path!r}; choose one of: {', '.join(builtin_suites())} "
                 "(or a path to a suite .yaml)"
             )
-        path = Path(str(resources.files("hydra_configs") / "evaluate" / f"{name_or_path}.yaml"))
+        path = Path(str(config_folder() / "evaluate" / f"{name_or_path}.yaml"))
     try:
         node = OmegaConf.merge(OmegaConf.structured(SuiteConfig), OmegaConf.load(path))
         suite: SuiteConfig = OmegaConf.to_object(node)  # type: ignore[assignment]

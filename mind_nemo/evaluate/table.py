@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.evaluate.config import COLUMNS
 from mind_nemo.evaluate.paper import paper_rows
 from mind_nemo.evaluate.runner import RESULTS_FILE

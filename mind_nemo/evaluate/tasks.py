@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 
 #: Our own lm-eval task YAMLs (MATH with the Minerva prompt and math-verify).
 OWN_TASKS_DIR = Path(__file__).resolve().parent / "lm_tasks"

@@ -16,14 +16,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mind_nemo.cli import run_hydra_main
-from mind_nemo.errors import exit_on_user_error
-from mind_nemo.mix.config import MixConfig, register_mix_configs
+from mind_nemo.core.cli import CONFIG_PATH, run_hydra_main
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.errors import exit_on_user_error
+from mind_nemo.core.tables import format_table
+from mind_nemo.mix.config import MixConfig
 from mind_nemo.mix.run import MixRun
-from mind_nemo.progress import format_table
-from mind_nemo.run_settings import typed_config
-
-register_mix_configs()
 
 
 def print_summary(run: MixRun, manifest: dict[str, Any]) -> None:
@@ -82,7 +80,7 @@ def run_mix(raw_cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
-@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="mix")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="mix")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("megatron").setLevel(logging.WARNING)  # its import logs GPU-library notes

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.errors import UserError
-from mind_nemo.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.mix.config import SourceConfig
 
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.config import register_schema
+from mind_nemo.core.errors import UserError
 
 #: Kinds of source a mix can read (see :mod:`mind_nemo.mix.sources`).
 SOURCE_KINDS: tuple[str, ...] = ("corpus", "variant", "conversations")
@@ -136,9 +136,4 @@ def source_configs(sources: Mapping[str, Any]) -> dict[str, SourceConfig]:
     return result
 
 
-def register_mix_configs() -> None:
-    """Put the schema in Hydra's ConfigStore so ``mix.yaml`` and ``mix/*.yaml`` are validated."""
-    ConfigStore.instance().store(name="mix_schema", node=MixConfig)
-
-
-register_mix_configs()
+register_schema("mix_schema", MixConfig)

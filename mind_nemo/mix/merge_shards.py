@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mind_nemo.mix.writer import file_sha256, megatron_indexed_dataset, prefix_paths, temp_path
+from mind_nemo.core.run_folder import file_sha256
+from mind_nemo.mix.writer import megatron_indexed_dataset, prefix_paths, temp_path
 
 
 def merge_datasets(parts: list[Path], prefix: Path, dtype: np.dtype) -> dict[str, Any]:

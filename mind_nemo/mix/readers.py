@@ -15,11 +15,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mind_nemo.corpus import Source, decompressed, load_saved_dataset
-from mind_nemo.errors import UserError
+from mind_nemo.core.corpus import Source, decompressed, load_saved_dataset
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.records import text_problem
 from mind_nemo.mix.config import SourceConfig
 from mind_nemo.mix.worker import STYLE_FIELD, Task
-from mind_nemo.records import text_problem
 
 #: Rows per Arrow slice read from Parquet / saved datasets.
 ARROW_ROWS = 2048

@@ -24,8 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mind_nemo.errors import UserError
-from mind_nemo.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.run_folder import resolve_shard, shard_name
 from mind_nemo.mix.blend import assign_groups, plan_mix, write_blend
 from mind_nemo.mix.config import STEPS, MixConfig, source_configs
 from mind_nemo.mix.manifest import build_manifest, empty_message
@@ -35,8 +36,6 @@ from mind_nemo.mix.readers import Unit
 from mind_nemo.mix.sources import resolve, shard_units
 from mind_nemo.mix.tokenizer import resolve_tokenizer
 from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_done, write_marker
-from mind_nemo.run_settings import resolve_shard
-from mind_nemo.shard_store import shard_name
 
 log = logging.getLogger("mind_nemo.mix")
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.config import CorpusConfig
-from mind_nemo.corpus import Source, resolve_sources
-from mind_nemo.errors import UserError
+from mind_nemo.core.corpus import CorpusConfig, Source, resolve_sources
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.package_files import data_path
 from mind_nemo.mix.config import SOURCE_KINDS, SourceConfig
 from mind_nemo.mix.readers import Unit, load_hf_disk
 
@@ -96,7 +96,7 @@ def _corpus_config(name: str, cfg: SourceConfig) -> CorpusConfig:
     path = str(cfg.path)
     if cfg.kind == "corpus":
         if path in PACKAGED:
-            path = str(Path(__file__).resolve().parents[1] / "data" / PACKAGED[path])
+            path = str(data_path(PACKAGED[path]))
         return CorpusConfig(
             path=path,
             format=cfg.format,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 
 if TYPE_CHECKING:
     from mind_nemo.mix.config import TokenizerConfig

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.mix.tiktoken_vocab import resolve_tiktoken, tiktoken_encoding
 
 if TYPE_CHECKING:  # workers import this module; they need no Hydra
@@ -139,7 +139,7 @@ def _eod_id(
 
 
 def _huggingface(name: str) -> tuple[dict[str, Any], int, int | None, Callable]:
-    from mind_nemo.embedded_model import load_tokenizer
+    from mind_nemo.servers.embedded_model import load_tokenizer
 
     local = os.path.expanduser(name)
     if (os.path.isabs(local) or name.startswith((".", "~"))) and not os.path.exists(local):

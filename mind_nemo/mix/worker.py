@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mind_nemo.core.records import text_problem
 from mind_nemo.mix.tokenizer import Encoder, build_encoder
-from mind_nemo.records import text_problem
 
 #: Row field holding a conversation's style (synthesize and filter runs).
 STYLE_FIELD = "conversational_style"

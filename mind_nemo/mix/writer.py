@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mind_nemo.jsonl import write_json_atomic
+from mind_nemo.core.jsonl import write_json_atomic
+from mind_nemo.core.run_folder import file_sha256
 
 #: Megatron's naming for a document-level dataset of the ``text`` field.
 SUFFIX = "_text_document"
@@ -108,14 +109,6 @@ class DatasetWriter:
             self._builder.data_file.close()
         for path in (temp_path(self.bin_path), temp_path(self.idx_path)):
             path.unlink(missing_ok=True)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- done markers

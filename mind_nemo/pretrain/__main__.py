@@ -15,16 +15,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mind_nemo.cli import run_hydra_main
-from mind_nemo.errors import exit_on_user_error
+from mind_nemo.core.cli import CONFIG_PATH, run_hydra_main
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.errors import exit_on_user_error
 from mind_nemo.pretrain.config import (
     PretrainConfig,
-    register_pretrain_configs,
     settle_base_checkpoint,
 )
-from mind_nemo.run_settings import typed_config
-
-register_pretrain_configs()
 
 
 def print_summary(summary: dict) -> None:
@@ -59,7 +56,7 @@ def run(raw_cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="pkg://hydra_configs", config_name="pretrain")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="pretrain")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("megatron").setLevel(logging.WARNING)

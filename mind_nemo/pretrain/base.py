@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain import checkpoint, hf_convert
 from mind_nemo.pretrain.config import PretrainConfig, RecipeConfig
 
@@ -43,7 +43,7 @@ def resolve(spec: str | None) -> Base:
     if spec is None or str(spec).lower() in ("null", "none", "scratch"):
         return Base("scratch", None, None)
     if spec == "embedded":
-        from mind_nemo.embedded_model import embedded_model_dir
+        from mind_nemo.servers.embedded_model import embedded_model_dir
 
         return Base("hf", embedded_model_dir(), spec)
     path = Path(spec).expanduser()

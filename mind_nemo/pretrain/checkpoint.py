@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mind_nemo.errors import UserError
-from mind_nemo.jsonl import write_atomic
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import write_atomic
 
 MARKER = "latest_checkpointed_iteration.txt"
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.config import register_schema
+from mind_nemo.core.errors import UserError
 
 #: What ``step=`` may say (see :mod:`mind_nemo.pretrain.__main__`).
 STEPS: tuple[str, ...] = ("auto", "convert", "train", "export")
@@ -170,10 +170,4 @@ def settle_base_checkpoint(raw: DictConfig) -> None:
         raw.pretrain.base_checkpoint = raw.base_checkpoint
 
 
-def register_pretrain_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore so ``pretrain.yaml`` and recipes are validated."""
-    cs = ConfigStore.instance()
-    cs.store(name="pretrain_schema", node=PretrainConfig)  # recipes merge into its typed field
-
-
-register_pretrain_configs()
+register_schema("pretrain_schema", PretrainConfig)  # recipes merge into its typed field

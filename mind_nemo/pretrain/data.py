@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain.config import RecipeConfig
 
 #: What a micro-batch holds (GPTDataset also returns a dataset id, which the model never sees).

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain import checkpoint, hf_convert
 from mind_nemo.pretrain.base import Base, single_process_recipe
 from mind_nemo.pretrain.config import PretrainConfig, RecipeConfig
@@ -30,7 +30,7 @@ def _tokenizer(base: Base, mix_tokenizer: dict[str, Any]) -> Any | None:
     """The base model's tokenizer, else the mix's (when Hugging Face can load it)."""
     from transformers import AutoTokenizer
 
-    from mind_nemo.embedded_model import load_tokenizer
+    from mind_nemo.servers.embedded_model import load_tokenizer
 
     try:
         if base.kind == "hf" and base.path is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain.config import ModelConfig
 
 _LAYER = "decoder.layers.{i}."

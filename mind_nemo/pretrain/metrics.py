@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.jsonl import iter_jsonl, repair_tail
+from mind_nemo.core.jsonl import iter_jsonl, repair_tail
 
 
 class MetricsLogger:

@@ -13,8 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mind_nemo.errors import UserError
-from mind_nemo.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.pretrain import base as base_lib
 from mind_nemo.pretrain.config import STEPS, PretrainConfig
 

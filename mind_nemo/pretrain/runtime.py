@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain import cpu_shims
 from mind_nemo.pretrain.config import RecipeConfig
-from mind_nemo.servers import free_port
+from mind_nemo.servers.launch import free_port
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from mind_nemo.config import ServerConfig
-from mind_nemo.errors import UserError
+from mind_nemo.core.errors import UserError
+from mind_nemo.servers.config import ServerConfig
 
 LAUNCHED_TYPES = ("local", "vllm", "sglang", "trtllm")
 SERVER_TYPES = (*LAUNCHED_TYPES, "openai")

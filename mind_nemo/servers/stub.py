@@ -179,7 +179,7 @@ class StubProcess:
     """
 
     def __init__(self, *args: str, startup_timeout_s: float = 30.0) -> None:
-        from mind_nemo.servers import free_port
+        from mind_nemo.servers.launch import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"

@@ -1,0 +1,22 @@
+"""Typed config of ``python -m mind_nemo.report``, registered as ``report_schema`` at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from mind_nemo.core.config import register_schema
+
+
+@dataclass
+class ReportConfig:
+    run_dir: str = MISSING
+    #: Where report.md/report.html go (null: the run folder).
+    output_dir: str | None = None
+    #: Rows sampled per distribution for the plots (counts are always exact).
+    max_points: int = 100_000
+    seed: int = 0
+
+
+register_schema("report_schema", ReportConfig)

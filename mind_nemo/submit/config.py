@@ -1,0 +1,133 @@
+"""Typed configs of the SLURM launchers and of an experiment (one paper row, every stage).
+
+An experiment file under ``hydra_configs/experiment/`` fills :class:`SubmitConfig`: the stages'
+own overrides (passed verbatim to ``python -m mind_nemo.<stage>``), the resources each SLURM job
+asks for, and the data paths a user must set. Run folders are derived in ``dirs`` so stages find
+each other's output without the user repeating paths. A typo in any key fails at start-up with
+one line (Hydra structured configs), before a script is rendered or a job submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from mind_nemo.core.config import register_schema
+
+#: Pipeline stages in chain order; each is ``python -m mind_nemo.<stage>``.
+STAGES: tuple[str, ...] = ("synthesize", "merge", "filter", "mix", "pretrain", "evaluate")
+EXECUTORS: tuple[str, ...] = ("slurm", "local")
+
+
+@dataclass
+class Resources:
+    """What one SLURM job (or each task of an array) asks for; ``null`` leaves SLURM's default."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    #: Wall-clock limit (``HH:MM:SS`` or ``D-HH:MM:SS``).
+    time: str | None = "04:00:00"
+    nodes: int = 1
+    ntasks_per_node: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    #: Memory per node, e.g. ``64G``; ``null``: SLURM's default.
+    mem: str | None = None
+    exclusive: bool = False
+    #: Further sbatch flags, one per item, e.g. ``--constraint=h100``.
+    extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageSpec:
+    """One stage of an experiment: on or off, its overrides, and its job's resources."""
+
+    enabled: bool = True
+    #: Overrides for ``python -m mind_nemo.<stage>``; the run folders (``output_dir``,
+    #: ``run_dir``, ...) are added by the submitter from ``dirs``.
+    overrides: list[str] = field(default_factory=list)
+    #: Appended after ``overrides``: a paper row sets these, so the overrides of the base file
+    #: it builds on stay shared (Hydra replaces lists, it does not append to them).
+    extra_overrides: list[str] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class SynthesizeSpec(StageSpec):
+    """The generation job array: ``tasks`` shards, each against its own or a shared server."""
+
+    #: Array tasks = shards of the corpus (by document-id hash).
+    tasks: int = 1
+    #: At most this many tasks run at once (``%N`` in ``--array``); ``null``: no cap.
+    max_parallel: int | None = None
+    #: Port of a server that spans nodes (launched by the job, not by synthesize).
+    server_port: int = 8000
+
+
+@dataclass
+class Dirs:
+    """Run folders of every stage, derived from ``paths.runs`` and the experiment's name."""
+
+    root: str = MISSING
+    synthesize: str = MISSING
+    filter: str = MISSING
+    mix: str = MISSING
+    pretrain: str = MISSING
+    evaluate: str = MISSING
+    #: Rendered sbatch scripts and job logs.
+    scripts: str = MISSING
+    logs: str = MISSING
+
+
+@dataclass
+class SlurmConfig:
+    """Cluster-wide settings of every job the submitter renders."""
+
+    #: Interpreter the jobs run; ``null``: the one running the submitter.
+    python: str | None = None
+    #: Working directory of the jobs; ``null``: the directory the submitter runs in.
+    workdir: str | None = None
+    #: Shell lines run at the top of every job (``module load ...``, ``source venv/bin/activate``).
+    setup: list[str] = field(default_factory=list)
+    #: Environment variables exported in every job.
+    env: dict[str, str] = field(default_factory=dict)
+    #: Seconds before the time limit at which a synthesize task is told to stop and requeue.
+    signal_lead_s: int = 300
+    #: Defaults for every job's resources when the stage leaves them ``null``.
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    #: Submit every job held (``scontrol release`` starts them); for inspecting a chain.
+    hold: bool = False
+
+
+@dataclass
+class SubmitConfig:
+    """``python -m mind_nemo.submit experiment=NAME``: render and run or submit every stage."""
+
+    name: str = MISSING
+    description: str = ""
+    #: The paper's reported scores for this row (GSM8K, MATH, MMLU-STEM, MMLU, GR, Avg).
+    paper: dict[str, float] = field(default_factory=dict)
+    #: Data locations the user sets (corpus, general web, base checkpoint, runs root, ...).
+    paths: dict[str, Any] = field(default_factory=dict)
+    dirs: Dirs = field(default_factory=Dirs)
+    synthesize: SynthesizeSpec = field(default_factory=SynthesizeSpec)
+    merge: StageSpec = field(default_factory=StageSpec)
+    filter: StageSpec = field(default_factory=StageSpec)
+    mix: StageSpec = field(default_factory=StageSpec)
+    pretrain: StageSpec = field(default_factory=StageSpec)
+    evaluate: StageSpec = field(default_factory=StageSpec)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    #: ``slurm`` (one job per stage, chained with afterok) or ``local`` (stages one after another).
+    executor: str = "slurm"
+    #: Render (and print) every script and command; submit or run nothing.
+    dry_run: bool = False
+    #: Only these stages (in chain order); empty: every enabled stage.
+    stages: list[str] = field(default_factory=list)
+
+
+register_schema("submit_schema", SubmitConfig)

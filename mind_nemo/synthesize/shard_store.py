@@ -1,0 +1,188 @@
+"""The on-disk state of one shard of a synthesize run, and how it resumes.
+
+Layout inside a run folder (``NNNNN`` = shard id, ``MMMMM`` = number of shards)::
+
+    conversations/shard-NNNNN-of-MMMMM.jsonl   one Conversation per line (append-only)
+    contexts/shard-NNNNN-of-MMMMM.jsonl        the contexts those conversations came from
+    failures/shard-NNNNN-of-MMMMM.jsonl        requests that failed after retries, with reason
+    manifests/shard-NNNNN-of-MMMMM.json        counts, tokens, checksums; ``status: complete`` marks
+                                               a shard whose whole plan is committed
+
+Exactly-once: a conversation is committed by appending its line; on restart the store repairs a
+torn tail and loads the keys already present, and the planner skips them. A key is therefore
+never requested again once committed, and never written twice. Failures are kept apart so a
+normal rerun does not hammer a request that keeps failing; ``retry_failed=true`` takes them back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mind_nemo.core.jsonl import (
+    JsonlAppender,
+    iter_jsonl,
+    repair_tail,
+    write_atomic,
+    write_json_atomic,
+)
+from mind_nemo.core.records import Context, Conversation, ConversationKey
+from mind_nemo.core.run_folder import file_sha256, shard_name
+
+log = logging.getLogger(__name__)
+
+
+def row_key(row: dict[str, Any]) -> ConversationKey:
+    return (
+        str(row["document_id"]),
+        int(row["context_index"]),
+        str(row["conversational_style"]),
+        int(row.get("sample", 0)),
+    )
+
+
+@dataclass
+class ShardTotals:
+    """Counts over everything committed in a shard file (all sessions, not just this one)."""
+
+    conversations: int = 0
+    contexts: int = 0
+    failures: int = 0
+    by_style: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any]) -> None:
+        style = self.by_style.setdefault(
+            row["conversational_style"],
+            {"conversations": 0, "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0},
+        )
+        style["conversations"] += 1
+        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+            style[name] += int(row.get(name) or 0)
+        self.conversations += 1
+
+
+class ShardStore:
+    """Read resume state and append results for one shard of one run folder."""
+
+    def __init__(self, run_dir: Path, shard_id: int, num_shards: int) -> None:
+        self.run_dir = run_dir
+        self.name = shard_name(shard_id, num_shards)
+        self.shard_id, self.num_shards = shard_id, num_shards
+        self.conversations_path = run_dir / "conversations" / f"{self.name}.jsonl"
+        self.contexts_path = run_dir / "contexts" / f"{self.name}.jsonl"
+        self.failures_path = run_dir / "failures" / f"{self.name}.jsonl"
+        self.manifest_path = run_dir / "manifests" / f"{self.name}.json"
+        self.done_keys: set[ConversationKey] = set()
+        self.failed: dict[ConversationKey, dict[str, Any]] = {}
+        self.context_keys: set[tuple[str, int]] = set()
+        self.contexts_written = 0
+        self._conversations: JsonlAppender | None = None
+        self._contexts: JsonlAppender | None = None
+        self._failures: JsonlAppender | None = None
+
+    # -- resume -------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Repair torn tails and load what earlier sessions committed."""
+        for path in (self.conversations_path, self.contexts_path, self.failures_path):
+            repair_tail(path)
+        for row in iter_jsonl(self.conversations_path):
+            self.done_keys.add(row_key(row))
+        for row in iter_jsonl(self.contexts_path):
+            self.context_keys.add((str(row["document_id"]), int(row["index"])))
+        for row in iter_jsonl(self.failures_path):
+            key = row_key(row)
+            if key not in self.done_keys:
+                self.failed[key] = row
+        if self.done_keys or self.failed:
+            log.info(
+                "%s: resuming with %d conversations committed and %d failures recorded",
+                self.name, len(self.done_keys), len(self.failed),
+            )  # fmt: skip
+
+    def open(self) -> None:
+        self._conversations = JsonlAppender(self.conversations_path)
+        self._contexts = JsonlAppender(self.contexts_path)
+        self._failures = JsonlAppender(self.failures_path)
+
+    def close(self) -> None:
+        for appender in (self._conversations, self._contexts, self._failures):
+            if appender is not None:
+                appender.sync()
+                appender.close()
+
+    # -- writing ------------------------------------------------------------------------------
+    def add_context(self, context: Context) -> None:
+        """Record a context once (the first time any of its conversations is scheduled)."""
+        # Only contexts written by an earlier session can come round again (the planner yields
+        # each context once per session), so this set never grows: memory stays flat.
+        if (context.document_id, context.index) not in self.context_keys:
+            assert self._contexts is not None
+            self._contexts.append(context.to_json())
+            self.contexts_written += 1
+
+    def commit(self, conversation: Conversation) -> None:
+        """Append one finished conversation; its key must not be committed yet."""
+        key = conversation.key
+        if key in self.done_keys:  # defensive: the planner never schedules a committed key
+            log.error("refusing to write duplicate conversation %s", key)
+            return
+        assert self._conversations is not None
+        self._conversations.append(conversation.to_json())
+        # Not added to done_keys: the planner never yields a key twice in one session, and a
+        # growing set would make memory grow with the corpus.
+        self.failed.pop(key, None)
+
+    def fail(self, key: ConversationKey, reason: str, detail: str, attempts: int) -> None:
+        """Record a request that failed after its retries (soft fail)."""
+        document_id, context_index, style, sample = key
+        row = {
+            "document_id": document_id, "context_index": context_index,
+            "conversational_style": style, "sample": sample,
+            "reason": reason, "detail": detail, "attempts": attempts, "time": time.time(),
+        }  # fmt: skip
+        assert self._failures is not None
+        self._failures.append(json.dumps(row, ensure_ascii=False))
+        self.failed[key] = row
+
+    def compact_failures(self) -> None:
+        """Rewrite the failures file without rows that have since succeeded (atomic)."""
+        rows = [json.dumps(r, ensure_ascii=False) + "\n" for r in self.failed.values()]
+        if self._failures is not None:
+            self._failures.close()
+        write_atomic(self.failures_path, "".join(rows))
+        self._failures = JsonlAppender(self.failures_path)
+
+    # -- completion -----------------------------------------------------------------------------
+    def totals(self) -> ShardTotals:
+        totals = ShardTotals(
+            contexts=len(self.context_keys) + self.contexts_written, failures=len(self.failed)
+        )
+        for row in iter_jsonl(self.conversations_path):
+            totals.add(row)
+        return totals
+
+    def write_manifest(self, status: str, totals: ShardTotals, extra: dict[str, Any]) -> dict:
+        """Write the shard manifest; ``status == "complete"`` is what ``merge`` checks for."""
+        manifest = {
+            "shard": self.name,
+            "status": status,
+            "conversations": totals.conversations,
+            "contexts": totals.contexts,
+            "failures": totals.failures,
+            "by_style": totals.by_style,
+            "conversations_sha256": file_sha256(self.conversations_path),
+            "contexts_sha256": file_sha256(self.contexts_path),
+            "written": time.time(),
+            **extra,
+        }
+        write_json_atomic(self.manifest_path, manifest)
+        return manifest
+
+
+def count_by_reason(failed: dict[ConversationKey, dict[str, Any]]) -> Counter:
+    return Counter(str(row.get("reason", "unknown")) for row in failed.values())

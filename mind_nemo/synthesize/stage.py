@@ -1,0 +1,340 @@
+"""``python -m mind_nemo.synthesize +style=NAME``: raw corpus -> contexts -> conversations.
+
+The stage streams documents, cuts them into ~500-token contexts with the generator's tokenizer,
+sends one request per context and style to an OpenAI-compatible server (launching it when the
+config says so) and appends each conversation to the run folder as it arrives. Rerunning the same
+command resumes: what is committed is never requested again. Run with ``--help`` for the main
+overrides; the README has the full story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from mind_nemo.core.cli import CONFIG_PATH
+from mind_nemo.core.config import typed_config
+from mind_nemo.core.corpus import CorpusReader
+from mind_nemo.core.errors import UserError, exit_on_user_error
+from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.records import Conversation
+from mind_nemo.core.run_folder import resolve_shard
+from mind_nemo.core.styles import CONVERSATION_STYLES
+from mind_nemo.core.tables import format_table
+from mind_nemo.servers.client import Completion, OpenAICompatibleClient, RequestFailed
+from mind_nemo.servers.embedded_model import context_window, load_tokenizer
+from mind_nemo.servers.launch import ServerHandle, check_server_config, open_server
+from mind_nemo.synthesize.accounting import SessionStats, project_full_run
+from mind_nemo.synthesize.chunking import split_into_contexts
+from mind_nemo.synthesize.config import SynthesizeConfig
+from mind_nemo.synthesize.engine import Engine
+from mind_nemo.synthesize.identity import check_run_identity
+from mind_nemo.synthesize.plan import Planner, WorkItem
+from mind_nemo.synthesize.progress import GenerationProgress
+from mind_nemo.synthesize.shard_store import ShardStore, count_by_reason
+from mind_nemo.synthesize.styles import StylePrompt, load_prompt
+
+log = logging.getLogger("mind_nemo.synthesize")
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+#: Tokens kept free between the estimated prompt length and the budget (template re-tokenises
+#: a context slightly differently at its edges).
+BUDGET_MARGIN = 16
+
+
+def resolve_styles(cfg: SynthesizeConfig) -> list[StylePrompt]:
+    """Load the prompt of every style the run asks for."""
+    if cfg.style is None:
+        raise UserError(
+            "choose a style, e.g. +style=teacher_student "
+            f"(one of: {', '.join((*CONVERSATION_STYLES, 'rephrase', 'all'))})"
+        )
+    styles = list(cfg.style.styles) or [cfg.style.name]
+    if cfg.style.prompt_file and len(styles) != 1:
+        raise UserError("style.prompt_file replaces one style's prompt; use it with a single style")
+    if cfg.style.samples_per_context < 1:
+        raise UserError("style.samples_per_context must be >= 1")
+    return [load_prompt(style, cfg.style.prompt_file) for style in styles]
+
+
+class PromptBudget:
+    """Turns chat messages into the request prompt and sizes ``max_tokens`` for each request.
+
+    The template's own tokens are measured once per style (rendered around an empty context);
+    a request's prompt length is that plus the context's tokens, so no request re-tokenises
+    its whole prompt.
+    """
+
+    def __init__(self, cfg: SynthesizeConfig, tokenizer: Any, window: int) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.total = min(cfg.sampling.max_total_tokens, window)
+        caps = [c for c in (cfg.sampling.max_new_tokens, cfg.server.max_new_tokens) if c]
+        self.cap = min(caps) if caps else None
+        self._overhead: dict[str, int] = {}
+
+    def render(self, messages: list[dict[str, str]]) -> list[dict[str, str]] | str:
+        if self.cfg.server.api == "chat":
+            return messages
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def overhead(self, prompt: StylePrompt) -> int:
+        if prompt.style not in self._overhead:
+            ids = self.tokenizer.apply_chat_template(
+                prompt.messages(""), tokenize=True, add_generation_prompt=True
+            )
+            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+            self._overhead[prompt.style] = len(ids)
+        return self._overhead[prompt.style]
+
+    def max_new_tokens(self, prompt: StylePrompt, context_tokens: int) -> int:
+        room = self.total - self.overhead(prompt) - context_tokens - BUDGET_MARGIN
+        return max(1, min(room, self.cap) if self.cap else room)
+
+    def check(self, prompts: list[StylePrompt]) -> None:
+        """Fail at start if the largest context leaves (almost) no room to answer."""
+        worst = max(self.overhead(p) for p in prompts) + self.cfg.chunking.context_tokens
+        if self.total - worst - BUDGET_MARGIN < 64:
+            raise UserError(
+                f"chunking.context_tokens={self.cfg.chunking.context_tokens} plus the prompt "
+                f"({worst} tokens) leaves under 64 new tokens in sampling.max_total_tokens="
+                f"{self.total}; lower the context size or raise the budget"
+            )
+
+
+def sampling_for(cfg: SynthesizeConfig) -> dict[str, Any]:
+    params: dict[str, Any] = {"temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p}
+    if cfg.sampling.seed is not None:
+        params["seed"] = cfg.sampling.seed
+    return params
+
+
+class SynthesizeRun:
+    """Wires planner, store, client and engine together for one shard."""
+
+    def __init__(self, cfg: SynthesizeConfig, raw_cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.raw_cfg = raw_cfg
+        self.run_dir = Path(cfg.output_dir)
+        self.shard_id, self.num_shards = resolve_shard(cfg.shard_id, cfg.num_shards)
+        self.prompts = resolve_styles(cfg)
+        self.store = ShardStore(self.run_dir, self.shard_id, self.num_shards)
+        self.stats = SessionStats()
+        self.sampling = sampling_for(cfg)
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if cfg.limit is not None and cfg.limit < 0:
+            raise UserError(f"limit must be >= 0 or null, not {cfg.limit}")
+        check_server_config(cfg.server)
+        check_run_identity(self.run_dir, cfg, self.prompts, record=False)
+        reader = CorpusReader(cfg.corpus)
+        tokenizer = load_tokenizer(cfg.server.tokenizer or cfg.server.model)
+        budget = PromptBudget(cfg, tokenizer, context_window(cfg.server))
+        budget.check(self.prompts)
+        # Everything checked: from here on the run folder is ours.
+        check_run_identity(self.run_dir, cfg, self.prompts)
+        self._save_config()
+        self.store.load()
+        retry = set(self.store.failed) if cfg.retry_failed else None
+        if cfg.retry_failed and not retry:
+            log.info("retry_failed=true but no failures are recorded; nothing to retry")
+        planner = Planner(
+            prompts=self.prompts,
+            split=lambda doc: split_into_contexts(doc, tokenizer, cfg.chunking),
+            render=budget.render,
+            budget=lambda p, c: budget.max_new_tokens(p, c.num_tokens),
+            samples_per_context=cfg.style.samples_per_context if cfg.style else 1,
+            shard_id=self.shard_id,
+            num_shards=self.num_shards,
+            limit=cfg.limit,
+            skip=self._skip,
+            only=retry,
+            on_context=self.store.add_context,
+        )
+        total = cfg.limit * len(self.prompts) if cfg.limit else None
+        if retry is not None:
+            total = len(retry)
+        elif total:
+            total = max(0, total - len(self.store.done_keys) - len(self.store.failed))
+        self.progress = GenerationProgress(self.stats, total, cfg.progress)
+        self.store.open()
+        status, detail = "incomplete", ""
+        try:
+            with open_server(cfg.server, self.run_dir) as server:
+                outcome = asyncio.run(self._generate(server, planner.items(iter(reader))))
+            status = "complete" if outcome.status == "finished" else outcome.status
+            detail = outcome.detail
+        finally:
+            self.progress.close()
+            if cfg.retry_failed:
+                self.store.compact_failures()
+            self.store.close()
+            manifest = self._write_manifest(status, detail, planner, reader, budget)
+        return manifest
+
+    def _skip(self, key: tuple) -> bool:
+        if key in self.store.done_keys:
+            return True
+        return not self.cfg.retry_failed and key in self.store.failed
+
+    async def _generate(self, server: ServerHandle, items: Any) -> Any:
+        cfg = self.cfg
+        client = OpenAICompatibleClient(
+            server.base_url,
+            server.model,
+            api=cfg.server.api,
+            api_key=server.api_key,
+            timeout_s=cfg.engine.request_timeout_s,
+            max_retries=cfg.engine.max_retries,
+            backoff_initial_s=cfg.engine.backoff_initial_s,
+            backoff_max_s=cfg.engine.backoff_max_s,
+            max_connections=cfg.engine.max_concurrent_requests,
+        )
+        async with client:
+            self.stats.started = time.monotonic()  # throughput counts generation time only
+            engine = Engine(
+                client,
+                cfg.engine,
+                sampling=lambda item: {**self.sampling, "max_tokens": item.max_tokens},
+                on_success=self._on_success,
+                on_failure=self._on_failure,
+                server_alive=server.is_alive,
+            )
+            self.model_name = server.model
+            return await engine.run(items)
+
+    def _on_success(self, item: WorkItem, completion: Completion) -> None:
+        self.store.commit(
+            Conversation(
+                text=completion.text,
+                conversational_style=item.style,
+                document_id=item.context.document_id,
+                context_index=item.context.index,
+                sample=item.sample,
+                model=self.cfg.server.model,
+                sampling={**self.sampling, "max_tokens": item.max_tokens},
+                prompt_hash=item.prompt_hash,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                cached_tokens=completion.cached_tokens,
+                finish_reason=completion.finish_reason,
+                created=time.time(),
+                latency_s=round(completion.latency_s, 3),
+            )
+        )
+        self.stats.record_success(
+            item.style, completion.prompt_tokens, completion.cached_tokens,
+            completion.completion_tokens,
+        )  # fmt: skip
+        self.progress.update()
+
+    def _on_failure(self, item: WorkItem, failure: RequestFailed) -> None:
+        log.warning("request %s failed after %d tries: %s", item.key, failure.attempts, failure)
+        self.store.fail(item.key, failure.reason, failure.detail, failure.attempts)
+        self.stats.record_failure(item.style, failure.reason)
+        self.progress.update()
+
+    def _save_config(self) -> None:
+        """The resolved config of this session; it holds env var names, never secrets."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.raw_cfg, resolve=True))
+
+    def _write_manifest(
+        self, status: str, detail: str, planner: Planner, reader: CorpusReader, budget: Any
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        totals = self.store.totals()
+        session = self.stats.summary()
+        done_tokens = sum(s["completion_tokens"] for s in totals.by_style.values())
+        gpus = cfg.projection.gpus or (
+            1 if cfg.server.type == "local"
+            else cfg.server.tensor_parallel_size * cfg.server.num_nodes
+        )  # fmt: skip
+        projection = project_full_run(
+            output_tokens_per_s=session["output_tokens_per_s"],
+            gpus=gpus,
+            mean_completion_tokens=done_tokens / max(totals.conversations, 1),
+            context_tokens=cfg.chunking.context_tokens,
+            target_corpus_tokens=cfg.projection.target_corpus_tokens,
+            styles=cfg.projection.styles,
+            cluster_gpus=cfg.projection.cluster_gpus,
+        )
+        manifest = self.store.write_manifest(
+            status,
+            totals,
+            {
+                "detail": detail,
+                "styles": [p.style for p in self.prompts],
+                "model": cfg.server.model,
+                "server": cfg.server.type,
+                "limit": cfg.limit,
+                "documents_read": planner.documents_seen,
+                "contexts_planned": planner.contexts_seen,
+                "corpus_rows_skipped": dict(reader.skipped),
+                "failure_reasons": dict(count_by_reason(self.store.failed)),
+                "session": session,
+                "projection": projection,
+            },
+        )
+        if self.num_shards == 1:
+            write_json_atomic(self.run_dir / "manifest.json", manifest)
+        return manifest
+
+
+def print_summary(cfg: SynthesizeConfig, run: SynthesizeRun, manifest: dict[str, Any]) -> None:
+    session = manifest["session"]
+    rows = []
+    for style, t in sorted(manifest["by_style"].items()):
+        fails = session["by_style"].get(style, {}).get("failures", 0)
+        rows.append([style, t["conversations"], t["prompt_tokens"], t["completion_tokens"], fails])
+    print()
+    print(f"run folder:     {run.run_dir}")
+    print(f"conversations:  {run.store.conversations_path}")
+    limit = f" (limit={cfg.limit} contexts; limit=null for all)" if cfg.limit else ""
+    print(f"contexts:       {manifest['contexts']}{limit}")
+    print(format_table(["style", "conversations", "prompt tok", "completion tok", "failures"],
+                       rows or [["-", 0, 0, 0, 0]]))  # fmt: skip
+    print(
+        f"this session:   {session['requests']} requests in {session['wall_time_s']:.1f}s, "
+        f"{session['output_tokens_per_s']:.1f} output tok/s, "
+        f"{session['requests_per_s']:.2f} req/s, "
+        f"{session['failures']} failed"
+    )
+    projection = manifest.get("projection")
+    if projection:
+        print(
+            f"projection:     {projection['target_corpus_tokens'] / 1e9:.1f}B tokens x "
+            f"{projection['styles']} styles at {projection['output_tokens_per_s_per_gpu']:.1f} "
+            f"tok/s/GPU = {projection['gpu_hours']:,.0f} GPU-hours "
+            f"({projection['wall_time_days']:,.1f} days on {projection['cluster_gpus']} GPUs)"
+        )
+    print(f"status:         {manifest['status']} {manifest.get('detail') or ''}".rstrip())
+
+
+@exit_on_user_error
+def run_synthesize(raw_cfg: DictConfig) -> dict[str, Any]:
+    cfg: SynthesizeConfig = typed_config(raw_cfg, SynthesizeConfig)
+    run = SynthesizeRun(cfg, raw_cfg)
+    manifest = run.run()
+    print_summary(cfg, run, manifest)
+    if manifest["status"] == "server_dead":
+        raise UserError(
+            f"the server died; {manifest['conversations']} conversations are committed, "
+            "rerun the same command to resume"
+        )
+    return manifest
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="synthesize")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    run_synthesize(cfg)
