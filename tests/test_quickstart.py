@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 RECIPE = REPO / "recipes" / "quickstart.sh"
 
