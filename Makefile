@@ -24,10 +24,14 @@ install: $(STAMP)
 demo: install
 	$(PY) -m mind_nemo.synthesize +style=teacher_student
 
-# Lint, then the whole test suite (slow tests included; they are marked, not skipped).
-test: install
+# ruff (lint + format check) over the repo, mypy over the package (settings in pyproject.toml).
+lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+# Lint, then the whole test suite (slow tests included; they are marked, not skipped).
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 format: install
@@ -35,4 +39,4 @@ format: install
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf runs outputs .pytest_cache .ruff_cache
+	rm -rf runs outputs .pytest_cache .ruff_cache .mypy_cache

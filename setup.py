@@ -51,5 +51,16 @@ setup(
         # pretrain: TensorBoard event files next to metrics.jsonl
         "tensorboard>=2.14",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.6", "openai>=1.40"]},
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "openai>=1.40",
+            "hypothesis==6.170.17",
+            # `make lint`: mypy and the stubs of the typed dependencies that ship them separately
+            "mypy==2.4.1",
+            "types-PyYAML==6.0.12.20261122",
+            "types-tqdm==4.70.0.20261106",
+        ]
+    },
 )

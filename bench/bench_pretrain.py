@@ -33,6 +33,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from mind_nemo.core.package_files import CONFIG_MODULE
 from mind_nemo.pretrain import data, optim, runtime
 from mind_nemo.pretrain import model as model_lib
 from mind_nemo.pretrain.config import settle_base_checkpoint
@@ -43,7 +44,7 @@ H100_BF16_DENSE = 989e12  # FLOP/s, SXM, dense (no sparsity)
 
 
 def load_cfg(name: str, *overrides: str) -> Any:
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         raw = compose("pretrain", overrides=[f"pretrain={name}", *overrides])
     settle_base_checkpoint(raw)
     return OmegaConf.to_object(raw)

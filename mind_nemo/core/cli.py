@@ -1,10 +1,14 @@
-"""Shared Hydra entry-point plumbing: one clear line for a bad override, not a wall of text.
+"""Shared Hydra entry-point plumbing: every bad override is refused, in one line, before any work.
 
 Hydra reports a bad override or an unknown config option in six to fifteen lines (search paths,
 object types, a hint about HYDRA_FULL_ERROR). Before handing control to ``@hydra.main`` we
-compose the same config once with the same overrides; if that fails we print the substance of
-Hydra's message on a single line and exit with status 2. Command lines with Hydra flags
-(``--help``, ``--cfg``, ``-m`` ...) go straight to Hydra.
+compose the same config once with the same overrides and check it the way the stage will
+(:mod:`mind_nemo.core.config`): unknown keys, including ones added with ``+``/``++`` (Hydra
+adds those with the struct flag off, so they would otherwise slip through), and values outside
+their dataclass's ranges. A failure prints one line and exits with status 2, before Hydra makes
+a run folder. Command lines with Hydra flags (``--help``, ``--cfg``, ``-m`` ...) go straight to
+Hydra; the stage's own :func:`~mind_nemo.core.config.typed_config` still refuses the same
+mistakes there.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
+from mind_nemo.core.config import first_bad_value, unknown_keys
 from mind_nemo.core.package_files import CONFIG_MODULE
 
 #: What `@hydra.main(config_path=...)` takes for the same configs.
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
 _NOISE = ("full_key:", "reference_type=", "object_type=", "Set the environment variable",
           "Config search path", "provider=")  # fmt: skip
+#: Hydra's hint after "Key 'x' not in 'SomeConfig'"; wrong there, since ``+x`` is refused too.
+_APPEND_HINT = "To append to your config use +"
 
 
 def one_line(message: str) -> str:
@@ -44,20 +52,35 @@ def one_line(message: str) -> str:
     return text
 
 
-def validate_overrides(config_name: str, overrides: list[str]) -> str | None:
-    """Compose the config with ``overrides``; return a one-line error or None if it is fine."""
+def config_problem(cfg: DictConfig) -> str | None:
+    """A composed config's first unknown key or out-of-range value, or None if it is fine."""
+    unknown = unknown_keys(cfg)
+    return unknown[0] if unknown else first_bad_value(cfg)
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """``config_name`` composed with ``overrides``, outside any Hydra app (Hydra errors raise)."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def validate_overrides(config_name: str, overrides: list[str]) -> str | None:
+    """Compose the config with ``overrides`` and check it; a one-line error or None if fine."""
+    try:
+        cfg = compose_config(config_name, overrides)
     except Exception as err:  # Hydra raises several unrelated types for user mistakes
         messages = [str(err)]
         if err.__cause__ is not None and str(err.__cause__) not in messages[0]:
             messages.append(str(err.__cause__))
-        return "; ".join(filter(None, map(one_line, messages))) or type(err).__name__
-    finally:
-        GlobalHydra.instance().clear()
-    return None
+        text = "; ".join(filter(None, map(one_line, messages))) or type(err).__name__
+        if "' not in '" in text:  # a dataclass lacks the key: Hydra's "use +key" would fail too
+            text = "; ".join(p for p in text.split("; ") if not p.startswith(_APPEND_HINT))
+        return text
+    return config_problem(cfg)
 
 
 def _append_means_set(args: list[str], error: str) -> list[str] | None:
@@ -70,14 +93,21 @@ def _append_means_set(args: list[str], error: str) -> list[str] | None:
     return rewritten if rewritten != args else None
 
 
+def checked_overrides(config_name: str, args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` as Hydra should get them (``+key`` on an existing key becomes ``++key``), and
+    the first problem with them, or None."""
+    error = validate_overrides(config_name, args)
+    while error and (rewritten := _append_means_set(args, error)):
+        args = rewritten
+        error = validate_overrides(config_name, args)
+    return args, error
+
+
 def run_hydra_main(config_name: str, hydra_main: Callable[[], Any]) -> None:
     """Validate ``sys.argv`` overrides for ``config_name``, then run the Hydra main."""
     args = sys.argv[1:]
     if not any(arg.startswith("-") for arg in args):
-        error = validate_overrides(config_name, args)
-        while error and (rewritten := _append_means_set(args, error)):
-            args = rewritten
-            error = validate_overrides(config_name, args)
+        args, error = checked_overrides(config_name, args)
         sys.argv[1:] = args
         if error:
             print(f"error: {error}", file=sys.stderr)

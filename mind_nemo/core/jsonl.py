@@ -4,7 +4,8 @@ Shards are append-only: each record is one ``write()`` of one complete line on a
 descriptor, so once it returns the line survives the death of our process. If we are killed in
 the middle of a write, at most the last line is torn; :func:`repair_tail` cuts it off before the
 file is reopened, so every line that remains is whole. Small files that are rewritten (manifests,
-markers, failure lists) go through :func:`write_atomic`: temp file, fsync, rename.
+markers, failure lists) go through :func:`write_atomic`: temp file, fsync, rename (defined with
+the other temp-file rules in :mod:`mind_nemo.core.run_folder`, re-exported here).
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mind_nemo.core.run_folder import write_atomic, write_json_atomic
+
+__all__ = [
+    "JsonlAppender",
+    "iter_jsonl",
+    "read_lines",
+    "repair_tail",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +127,3 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             log.warning("%s:%d: skipping a line that is not a JSON object", path, number)
         else:
             yield row
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

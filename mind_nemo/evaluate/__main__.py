@@ -3,7 +3,8 @@
 ``model.path=<HF dir|embedded>`` evaluates a checkpoint in-process; ``server=local|openai|vllm``
 evaluates through an OpenAI-compatible endpoint. ``suite=paper`` (default, data from the Hub) or
 ``suite=fixtures`` (the small packaged sets). Writes ``<output_dir>/results.json`` (per task,
-the five paper columns and Avg), ``config.yaml`` and ``samples/``; prints the columns.
+the five paper columns and Avg), ``config.yaml`` and lm-eval's own files under ``lm_eval/``;
+prints the columns.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def print_summary(results: dict[str, Any], output_dir: str) -> None:
         print(f"  skipped {task}: {why}")
     print(f"suite {results['suite']} ({results['data_dir']}), {results['elapsed_s']} s")
     print(f"results: {output_dir}/results.json")
+    files = results.get("lm_eval_files") or {}
+    if files.get("results"):
+        print(f"lm-eval: {output_dir}/{files['results']} (lm_eval.utils.make_table reads it)")
 
 
 @exit_on_user_error

@@ -36,6 +36,9 @@ class Backend:
     loglikelihood: bool = True
     #: Prompts go through the chat template (chat servers).
     chat: bool = False
+    #: What ``lm_eval --model_args`` would have said; lm-eval's results file takes the model's
+    #: name (and its folder name) from it.
+    model_args: str = ""
 
 
 def _looks_like_hub_name(path: str) -> bool:
@@ -75,7 +78,10 @@ def load_hf(cfg: ModelConfig) -> Backend:
         raise UserError(f"model.dtype {cfg.dtype!r} is not a torch dtype")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(cfg.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        # transformers wraps .to() in functools.wraps(Module.to): typeshed then reads the
+        # bound call's first argument as ``self``.
+        model = model.to(cfg.device).eval()  # type: ignore[arg-type]
     except (OSError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load model {cfg.path!r}: {first}") from None
@@ -94,7 +100,7 @@ def load_hf(cfg: ModelConfig) -> Backend:
     finally:
         hf_log.setLevel(level)
     description = {"backend": "hf", "path": cfg.path, "resolved": path, "dtype": cfg.dtype}
-    return Backend(lm=lm, description=description)
+    return Backend(lm=lm, description=description, model_args=f"pretrained={path}")
 
 
 def prompt_logprobs_supported(base_url: str, model: str, api_key: str | None) -> bool:
@@ -116,7 +122,7 @@ def unseeded_when_sampling(api_class: type) -> type:
     the same sample K times and a majority vote degenerates. Drop the seed from sampled
     requests (temperature > 0); greedy requests keep it."""
 
-    class Unseeded(api_class):  # type: ignore[misc,valid-type]
+    class Unseeded(api_class):
         def _create_payload(self, *args: Any, **kwargs: Any) -> dict:
             payload = super()._create_payload(*args, **kwargs)
             if (payload.get("temperature") or 0) > 0:
@@ -128,14 +134,21 @@ def unseeded_when_sampling(api_class: type) -> type:
 
 
 def _server_tokenizer(name: str) -> str | None:
-    """A tokenizer lm-eval can load for the served model, or None (generation still works)."""
+    """A tokenizer lm-eval can load for the served model, or None (generation still works).
+
+    lm-eval hands the name to ``transformers.AutoTokenizer``, which knows nothing of our
+    aliases: ``embedded`` becomes the converted model folder and ``~`` is expanded, so what
+    lm-eval sees is a Hub name or a directory."""
     from mind_nemo.servers.embedded_model import load_tokenizer
 
     try:
-        load_tokenizer(name)
+        resolved = resolve_model_path(name)
+        local = Path(resolved).expanduser()
+        resolved = str(local.resolve()) if local.exists() else resolved
+        load_tokenizer(resolved)
     except (UserError, OSError, ValueError):
         return None
-    return name
+    return resolved
 
 
 @contextlib.contextmanager
@@ -146,8 +159,6 @@ def open_backend(cfg: EvaluateConfig, log_dir: Path) -> Iterator[Backend]:
         return
     if cfg.model.path:
         raise UserError("give either model.path or server=..., not both")
-    if cfg.api not in ("completions", "chat"):
-        raise UserError(f"api must be 'completions' or 'chat', not {cfg.api!r}")
     from lm_eval.api.registry import get_model
 
     from mind_nemo.servers.launch import open_server
@@ -185,7 +196,13 @@ def open_backend(cfg: EvaluateConfig, log_dir: Path) -> Iterator[Backend]:
         if handle.api_key:
             os.environ["OPENAI_API_KEY"] = handle.api_key
         try:
-            yield Backend(lm=lm, description=description, loglikelihood=loglikelihood, chat=chat)
+            yield Backend(
+                lm=lm,
+                description=description,
+                loglikelihood=loglikelihood,
+                chat=chat,
+                model_args=f"model={handle.model},base_url={args['base_url']}",
+            )
         finally:
             if handle.api_key:
                 if previous is None:

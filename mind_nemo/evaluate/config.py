@@ -5,7 +5,9 @@ a suite (:class:`SuiteConfig`, a YAML file under ``hydra_configs/evaluate/``) sa
 benchmarks, with how many shots, and how the paper's five columns are read from lm-eval's
 results*. Suites are loaded by name by :mod:`mind_nemo.evaluate.suites` rather than as a Hydra
 group, so ``suite=paper`` on the command line stays a plain value that also accepts a path to a
-user's own suite file.
+user's own suite file. Every setting's range is declared with it
+(:func:`~mind_nemo.core.config.setting`) and checked when the dataclass is built, for a suite
+file as for the command line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from mind_nemo.core.config import register_schema
+from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
 from mind_nemo.servers.config import ServerConfig
 
 #: The paper's table columns, in its order, with their printed labels.
@@ -27,6 +29,10 @@ COLUMNS: dict[str, str] = {
 }
 #: Columns averaged into "Avg" (the paper leaves MMLU-STEM out: it is part of MMLU).
 AVG_COLUMNS: tuple[str, ...] = ("gsm8k", "math", "mmlu", "general_reasoning")
+#: How a column combines its metrics; the model's dtypes; how lm-eval talks to a server.
+AGGREGATES: tuple[str, ...] = ("mean", "weighted")
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
+SERVER_APIS: tuple[str, ...] = ("completions", "chat")
 
 
 @dataclass
@@ -34,12 +40,15 @@ class TaskRunConfig:
     """How one lm-eval task or group of a suite is run."""
 
     #: Few-shot examples (``null``: the task's own default in lm-eval).
-    num_fewshot: int | None = None
+    num_fewshot: int | None = setting(None, ge=0)
     #: Samples per question for a majority vote (generation tasks only; ``null``: not votable,
     #: 1: greedy decoding). The top-level ``majority_vote=K`` overrides every non-null value.
-    majority_vote: int | None = None
+    majority_vote: int | None = setting(None, ge=1)
     #: Sampling temperature used when voting over more than one sample.
-    vote_temperature: float = 0.6
+    vote_temperature: float = setting(0.6, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -51,7 +60,10 @@ class ColumnConfig:
     metrics: dict[str, str] = field(default_factory=dict)
     #: ``mean`` of the keys (General Reasoning: the paper's mean of 10 tasks) or ``weighted`` by
     #: question count (MMLU and MATH pool their subjects).
-    aggregate: str = "mean"
+    aggregate: str = setting("mean", choices=AGGREGATES)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -67,6 +79,12 @@ class SuiteConfig:
     #: Column id (gsm8k, math, mmlu_stem, mmlu, general_reasoning) -> how it is read.
     columns: dict[str, ColumnConfig] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.columns) - set(COLUMNS))
+        if unknown:
+            why = f"unknown column(s) {unknown}; columns are {list(COLUMNS)}"
+            raise bad_value("columns", sorted(self.columns), why)
+
 
 @dataclass
 class ModelConfig:
@@ -75,14 +93,17 @@ class ModelConfig:
     #: A model directory (the pretrain stage's ``<run>/hf``), a Hub name, or ``embedded``.
     path: str | None = None
     #: ``float32`` (CPU), ``bfloat16``/``float16`` (GPU) or ``auto``.
-    dtype: str = "float32"
+    dtype: str = setting("float32", choices=DTYPES)
     device: str = "cpu"
-    batch_size: int = 8
+    batch_size: int = setting(8, ge=1)
     #: Longest prompt + answer in tokens (``null``: the model's own limit).
-    max_length: int | None = None
+    max_length: int | None = setting(None, ge=1)
     #: CPU threads for torch (``null``: torch's default, one per core). On a shared machine 1
     #: measured ~10x faster than 2 that other processes keep preempting.
-    threads: int | None = None
+    threads: int | None = setting(None, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -99,25 +120,29 @@ class EvaluateConfig:
     #: Only these tasks of the suite, or extra lm-eval task names (empty: the whole suite).
     tasks: list[str] = field(default_factory=list)
     #: Questions per task (``null``: all). For smoke tests; the paper used every question.
-    limit: int | None = None
+    limit: int | None = setting(None, ge=1)
     #: Cap on generated tokens per answer (``null``: each task's own setting).
-    max_gen_toks: int | None = None
+    max_gen_toks: int | None = setting(None, ge=1)
     #: Majority vote size for every votable task of the suite (``null``: the suite's value).
-    majority_vote: int | None = None
+    majority_vote: int | None = setting(None, ge=1)
     #: Server runs: ``completions`` (raw few-shot prompts, as the paper scored base models) or
     #: ``chat`` (the chat template; generation tasks only).
-    api: str = "completions"
+    api: str = setting("completions", choices=SERVER_APIS)
     #: Server runs: requests in flight at once.
-    num_concurrent: int = 4
+    num_concurrent: int = setting(4, ge=1)
     #: Server runs whose server returns no prompt log-probabilities: run only the generation
     #: tasks (GSM8K, MATH) instead of failing.
     skip_unsupported: bool = False
     #: Label of this run in comparison tables (``null``: the output folder's name).
     name: str | None = None
-    #: Write every prompt and answer to ``samples/<task>.jsonl``.
+    #: Write every prompt and answer as lm-eval does, to
+    #: ``lm_eval/<model>/samples_<task>_<date>.jsonl``.
     log_samples: bool = True
-    seed: int = 1234
+    seed: int = setting(1234, ge=0)
     output_dir: str = MISSING
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -126,7 +151,7 @@ class CompareConfig:
 
     #: Evaluate run folders (or their results.json files), in table order.
     runs: list[str] = field(default_factory=list)
-    #: Show the paper's reported rows (DESIGN.md section 6) beside ours.
+    #: Show the MIND paper's reported OWM-4B scores (``evaluate/paper.py``) beside ours.
     paper_rows: bool = True
     output_dir: str = MISSING
 

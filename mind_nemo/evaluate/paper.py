@@ -1,4 +1,4 @@
-"""The MIND paper's reported scores (DESIGN.md section 6), the reference rows of our tables.
+"""The MIND paper's reported scores (its OWM-4B results), the reference rows of our tables.
 
 7B model pretrained on 700B tokens, then +50B tokens of continued pretraining on OpenWebMath's
 4B-token subset (or its conversations) mixed 2:1 with general web text. Columns: GSM8K, MATH,
@@ -31,6 +31,21 @@ PAPER_COLUMN_ORDER: tuple[str, ...] = (
     "general_reasoning",
     "avg",
 )
+
+
+def row_id(label: str) -> str:
+    """A row's id as experiment files name it: ``two professors`` -> ``two_professors``."""
+    return label.replace(" ", "_").replace("-", "_")
+
+
+def row_scores(row: str) -> dict[str, float]:
+    """One reported row by its id (``raw``, ``debate``, ``all_conversations`` ...): column id ->
+    score. Experiment files read their ``paper`` scores through this (a resolver registered by
+    :mod:`mind_nemo.submit.config`), so the numbers are written only here."""
+    by_id = {row_id(label): scores for label, scores in PAPER_OWM4B.items()}
+    if row not in by_id:
+        raise ValueError(f"no reported row {row!r}; rows: {', '.join(by_id)}")
+    return dict(zip(PAPER_COLUMN_ORDER, by_id[row], strict=True))
 
 
 def paper_rows() -> list[dict[str, object]]:

@@ -4,11 +4,16 @@ The order matters for failing early: the suite, task names and local data are ch
 model is loaded or a server launched; a server's prompt log-prob support is checked before any
 benchmark runs. Output files are written atomically, so ``results.json`` either is complete or
 is not there.
+
+Beside our ``results.json`` the run folder holds what ``lm_eval --output_path RUN/lm_eval``
+writes, written by lm-eval's own ``EvaluationTracker``: ``lm_eval/<model>/results_<date>.json``
+(``results``, ``configs``, ``versions``, ``n-shot``, ``higher_is_better``, ``n-samples``,
+``config``, ``date``, ...) and ``samples_<task>_<date>.jsonl`` per task, so lm-eval's tooling
+(``lm_eval.utils.make_table``, its Zeno/W&B scripts, ``get_latest_filename``) reads our runs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -19,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.run_folder import RunFolder
 from mind_nemo.evaluate import tasks
 from mind_nemo.evaluate.backends import Backend, checkpoint_dir, open_backend
 from mind_nemo.evaluate.config import COLUMNS, EvaluateConfig
@@ -27,14 +33,13 @@ from mind_nemo.evaluate.suites import Plan, make_plan
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
+#: ``--output_path`` of the lm-eval files (lm-eval adds a folder named after the model).
+LM_EVAL_DIR = "lm_eval"
 
 
 def check_config(cfg: EvaluateConfig) -> None:
-    """Values no run could use, caught before anything slow."""
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UserError("limit must be >= 1 (or null for every question)")
-    if cfg.max_gen_toks is not None and cfg.max_gen_toks < 1:
-        raise UserError("max_gen_toks must be >= 1")
+    """What the config cannot check itself (its values are checked when it is built), caught
+    before anything slow."""
     if cfg.server is None:
         checkpoint_dir(cfg.model.path)  # a missing folder fails before the slow task index
 
@@ -50,11 +55,13 @@ def unsupported_error(backend: Backend, plan: Plan) -> UserError:
     )
 
 
-def run_lm_eval(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> dict[str, Any]:
+def run_lm_eval(
+    cfg: EvaluateConfig, backend: Backend, plan: Plan, tracker: Any = None
+) -> dict[str, Any]:
     from datasets.exceptions import DatasetNotFoundError
 
     try:
-        return _simple_evaluate(cfg, backend, plan)
+        return _simple_evaluate(cfg, backend, plan, tracker)
     except (ConnectionError, DatasetNotFoundError) as err:  # datasets' "Hub unreachable"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
@@ -63,11 +70,13 @@ def run_lm_eval(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> dict[str, 
         ) from None
 
 
-def _simple_evaluate(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> Any:
+def _simple_evaluate(cfg: EvaluateConfig, backend: Backend, plan: Plan, tracker: Any) -> Any:
     import lm_eval
 
     return lm_eval.simple_evaluate(
         model=backend.lm,
+        model_args=backend.model_args,
+        evaluation_tracker=tracker,
         tasks=plan.task_dicts(),
         task_manager=tasks.task_manager(),
         limit=cfg.limit,
@@ -82,12 +91,28 @@ def _simple_evaluate(cfg: EvaluateConfig, backend: Backend, plan: Plan) -> Any:
     )
 
 
-def write_samples(out: Path, samples: dict[str, list[dict[str, Any]]]) -> None:
-    """Every prompt, answer and per-question score, one JSONL per task (for reading, not
-    rescoring: the scores in results.json are lm-eval's)."""
-    for task, rows in samples.items():
-        lines = [json.dumps(row, ensure_ascii=False, default=str) for row in rows]
-        write_atomic(out / "samples" / f"{task}.jsonl", "\n".join(lines) + "\n")
+def write_lm_eval_files(
+    out: Path, tracker: Any, raw: dict[str, Any], samples: dict[str, list[dict[str, Any]]] | None
+) -> dict[str, Any]:
+    """lm-eval's results file and per-task samples, by lm-eval's ``EvaluationTracker`` (what
+    ``lm_eval --output_path`` writes, names and all); returns their paths within ``out``.
+
+    The tracker logs and swallows a failed write, so the files are looked for afterwards."""
+    tracker.save_results_aggregated(results=dict(raw), samples=samples)
+    folder = Path(tracker.output_path) / str(tracker.general_config_tracker.model_name_sanitized)
+    date = getattr(tracker, "date_id", None)
+    results_file = folder / f"results_{date}.json"
+    if date is None or not results_file.is_file():
+        raise UserError(f"lm-eval could not write its results file under {folder}")
+    written: dict[str, Any] = {"results": str(results_file.relative_to(out)), "samples": {}}
+    for task in raw.get("configs", {}):
+        if samples is None or task not in samples:
+            continue
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+        file = folder / f"samples_{task}_{date}.jsonl"
+        if file.is_file():
+            written["samples"][task] = str(file.relative_to(out))
+    return written
 
 
 def build_results(
@@ -129,10 +154,20 @@ def evaluate(cfg: EvaluateConfig, raw_cfg: DictConfig) -> dict[str, Any]:
                 raise unsupported_error(backend, plan)
             plan = make_plan(cfg, loglikelihood_ok=False)
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "config.yaml", OmegaConf.to_yaml(raw_cfg, resolve=True))
-        raw = run_lm_eval(cfg, backend, plan)
+        write_atomic(RunFolder(out).config, OmegaConf.to_yaml(raw_cfg, resolve=True))
+        tracker = lm_eval_tracker(out)
+        raw = run_lm_eval(cfg, backend, plan, tracker)
+    samples = raw.pop("samples", None)  # kept out of the results file, as lm-eval's CLI does
+    if not cfg.log_samples:
+        samples = None
     results = build_results(cfg, backend, plan, raw, time.monotonic() - started)
-    if cfg.log_samples and raw.get("samples"):
-        write_samples(out, raw["samples"])
+    results["lm_eval_files"] = write_lm_eval_files(out, tracker, raw, samples)
     write_json_atomic(out / RESULTS_FILE, results)
     return results
+
+
+def lm_eval_tracker(out: Path) -> Any:
+    """lm-eval's ``EvaluationTracker`` writing under ``out/lm_eval`` (never to the Hub)."""
+    from lm_eval.loggers import EvaluationTracker
+
+    return EvaluationTracker(output_path=str(out / LM_EVAL_DIR))

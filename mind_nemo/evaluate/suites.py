@@ -17,10 +17,11 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mind_nemo.core.config import typed_config
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.package_files import config_folder
 from mind_nemo.evaluate import data, tasks
-from mind_nemo.evaluate.config import COLUMNS, EvaluateConfig, SuiteConfig, TaskRunConfig
+from mind_nemo.evaluate.config import EvaluateConfig, SuiteConfig, TaskRunConfig
 
 
 def builtin_suites() -> list[str]:
@@ -41,16 +42,11 @@ def load_suite(name_or_path: str) -> SuiteConfig:
         path = Path(str(config_folder() / "evaluate" / f"{name_or_path}.yaml"))
     try:
         node = OmegaConf.merge(OmegaConf.structured(SuiteConfig), OmegaConf.load(path))
-        suite: SuiteConfig = OmegaConf.to_object(node)  # type: ignore[assignment]
+        return typed_config(node, SuiteConfig)  # columns, aggregates, shots: checked there
     except OmegaConfBaseException as err:
         raise UserError(f"suite {path}: {str(err).splitlines()[0]}") from None
-    unknown = sorted(set(suite.columns) - set(COLUMNS))
-    if unknown:
-        raise UserError(f"suite {path}: unknown column(s) {unknown}; columns are {list(COLUMNS)}")
-    for column in suite.columns.values():
-        if column.aggregate not in ("mean", "weighted"):
-            raise UserError(f"suite {path}: aggregate must be mean or weighted")
-    return suite
+    except UserError as err:
+        raise UserError(f"suite {path}: {err}") from None
 
 
 @dataclass
@@ -107,9 +103,7 @@ def make_plan(cfg: EvaluateConfig, *, loglikelihood_ok: bool = True) -> Plan:
     for name, spec in entries.items():
         tasks.kind(name)  # unknown names fail here
         if cfg.majority_vote is not None and spec.majority_vote is not None:
-            spec.majority_vote = cfg.majority_vote
-        if spec.majority_vote is not None and spec.majority_vote < 1:
-            raise UserError(f"majority_vote must be >= 1 (task {name})")
+            spec.majority_vote = cfg.majority_vote  # both checked (>= 1) by their configs
     plan = Plan(suite=suite, data_dir=data_dir)
     for name, spec in entries.items():
         if not loglikelihood_ok and tasks.needs_loglikelihood(name):

@@ -21,7 +21,7 @@ from mind_nemo.core.cli import CONFIG_PATH, run_hydra_main
 from mind_nemo.core.config import typed_config
 from mind_nemo.core.errors import exit_on_user_error
 from mind_nemo.core.tables import format_table
-from mind_nemo.filter.config import FilterStageConfig, check_settings
+from mind_nemo.filter.config import FilterStageConfig
 from mind_nemo.filter.stage import FilterStage
 
 
@@ -49,7 +49,6 @@ def print_summary(output_dir: str, manifest: dict[str, Any]) -> None:
 @exit_on_user_error
 def run_filter(raw: DictConfig) -> dict[str, Any] | None:
     cfg: FilterStageConfig = typed_config(raw, FilterStageConfig)
-    check_settings(cfg)
     stage = FilterStage(cfg, raw)
     manifest = stage.run()
     if manifest is None:

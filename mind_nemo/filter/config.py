@@ -2,9 +2,10 @@
 
 The thresholds of every filter family live in ``hydra_configs/filter/<name>.yaml`` (the group
 ``filter``); the stage itself (which run, which step of a job array, the LLM judge, the variants)
-is ``hydra_configs/filter.yaml``. A wrong key or type fails at start-up with one line;
-:func:`check_settings` turns values that parse but make no sense (a ratio of 1.5, a negative
-token minimum) into one line too.
+is ``hydra_configs/filter.yaml``. A wrong key or type fails at start-up with one line, and so
+does a value that parses but makes no sense (a ratio of 1.5, a negative token minimum): each
+setting carries its range (:func:`~mind_nemo.core.config.setting`), checked when its dataclass
+is built.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 
 from omegaconf import MISSING, OmegaConf
 
-from mind_nemo.core.config import register_schema
-from mind_nemo.core.errors import UserError
+from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
 from mind_nemo.servers.config import ServerConfig
 
 #: The variants the paper trains on, each a named output of the filtered run.
@@ -30,9 +30,12 @@ class LengthConfig:
     truncated and empty generations."""
 
     enabled: bool = True
-    min_tokens: int = 50
+    min_tokens: int = setting(50, ge=0)
     #: Drop generations that stopped at the token limit (finish reason ``length``).
     drop_truncated: bool = True
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -40,8 +43,8 @@ class StructureConfig:
     """A conversation needs distinct speakers and enough turns."""
 
     enabled: bool = True
-    min_speakers: int = 2
-    min_turns: int = 4
+    min_speakers: int = setting(2, ge=0)
+    min_turns: int = setting(4, ge=0)
     #: Per-style override of ``min_turns``.
     min_turns_by_style: dict[str, int] = field(default_factory=dict)
     #: Styles that are not dialogues (the WRAP-style rephrase baseline): no speaker checks.
@@ -49,6 +52,12 @@ class StructureConfig:
     #: Rewrite every turn as ``Name: text`` (blank line between turns); the original text is
     #: kept in ``text_original``.
     normalize_speakers: bool = False
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        for style, turns in self.min_turns_by_style.items():
+            if turns < 0:
+                raise bad_value(f"min_turns_by_style.{style}", turns, "must be >= 0")
 
 
 @dataclass
@@ -59,11 +68,14 @@ class LeakageConfig:
     #: Strip a preamble or closing remark when it sits outside the dialogue; ``false`` rejects.
     strip: bool = True
     #: Words per shingle when looking for the style instruction inside the output.
-    instruction_ngram: int = 6
+    instruction_ngram: int = setting(6, ge=2)
     #: Instruction shingles that may appear before the output counts as an echo.
-    max_instruction_hits: int = 1
+    max_instruction_hits: int = setting(1, ge=0)
     #: A paragraph longer than this is never stripped as a preamble/closing remark.
-    max_meta_chars: int = 400
+    max_meta_chars: int = setting(400, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -71,15 +83,18 @@ class DegenerationConfig:
     """Loops and copy-paste: repeated word n-grams and repeated lines."""
 
     enabled: bool = True
-    ngram: int = 5
+    ngram: int = setting(5, ge=1)
     #: Share of word n-grams that repeat an earlier one.
-    max_repeated_ngram_ratio: float = 0.35
+    max_repeated_ngram_ratio: float = setting(0.35, ge=0, le=1)
     #: Share of (long enough) lines that repeat an earlier line.
-    max_repeated_line_ratio: float = 0.3
-    min_line_chars: int = 12
+    max_repeated_line_ratio: float = setting(0.3, ge=0, le=1)
+    min_line_chars: int = setting(12, ge=0)
     #: Fewer lines (or n-grams) than this: too little text to judge, passes.
-    min_lines: int = 4
-    min_ngrams: int = 20
+    min_lines: int = setting(4, ge=0)
+    min_ngrams: int = setting(20, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -88,16 +103,22 @@ class FaithfulnessConfig:
 
     enabled: bool = True
     #: Share of the context's distinct numbers found in the conversation.
-    min_number_recall: float = 0.2
+    min_number_recall: float = setting(0.2, ge=0, le=1)
     #: Share of the context's LaTeX expressions found (whitespace-insensitive).
-    min_latex_recall: float = 0.0
+    min_latex_recall: float = setting(0.0, ge=0, le=1)
     #: A recall is only checked when the context has at least this many numbers/expressions.
-    min_items: int = 3
+    min_items: int = setting(3, ge=0)
     #: LaTeX expressions shorter than this (``$x$``) are ignored.
-    min_latex_chars: int = 3
-    #: Conversation tokens / context tokens.
-    min_length_ratio: float = 0.1
-    max_length_ratio: float = 10.0
+    min_latex_chars: int = setting(3, ge=0)
+    #: Conversation tokens / context tokens; the maximum must be above the minimum.
+    min_length_ratio: float = setting(0.1, ge=0)
+    max_length_ratio: float = setting(10.0, gt=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.max_length_ratio <= self.min_length_ratio:
+            why = f"must be > min_length_ratio={self.min_length_ratio}"
+            raise bad_value("max_length_ratio", self.max_length_ratio, why)
 
 
 @dataclass
@@ -107,10 +128,14 @@ class DedupConfig:
     exact: bool = True
     near: bool = True
     #: Estimated Jaccard similarity of word shingles at which two conversations are duplicates.
-    threshold: float = 0.8
-    num_perm: int = 128
-    shingle_words: int = 5
-    seed: int = 1
+    threshold: float = setting(0.8, gt=0, le=1)
+    #: MinHash permutations; fewer than 16 estimate similarity too coarsely.
+    num_perm: int = setting(128, ge=16)
+    shingle_words: int = setting(5, ge=1)
+    seed: int = setting(1, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -133,19 +158,22 @@ class JudgeConfig:
     #: Drop conversations with any score under ``min_score`` (the paper found judging lenient,
     #: so by default scores are only recorded).
     drop: bool = False
-    min_score: int = 3
+    min_score: int = setting(3, ge=1, le=5)
     #: With ``drop``: also drop conversations whose scores could not be parsed.
     drop_unscored: bool = False
     #: A NeMo-Skills style prompt with ``{context}`` and ``{conversation}``; null: built-in.
     prompt_file: str | None = None
     server: ServerConfig = field(default_factory=ServerConfig)
-    max_concurrent_requests: int = 32
-    request_timeout_s: float = 300.0
-    max_retries: int = 3
-    temperature: float = 0.0
-    max_tokens: int = 64
+    max_concurrent_requests: int = setting(32, ge=1)
+    request_timeout_s: float = setting(300.0, gt=0)
+    max_retries: int = setting(3, ge=0)
+    temperature: float = setting(0.0, ge=0)
+    max_tokens: int = setting(64, ge=1)
     #: Conversations scored concurrently before their results are written.
-    batch_size: int = 256
+    batch_size: int = setting(256, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -157,9 +185,16 @@ class VariantsConfig:
     exclude_styles: list[str] = field(default_factory=lambda: ["rephrase"])
     #: Between the context and each conversation in CONCAT.
     separator: str = "\n\n"
-    rows_per_file: int = 100_000
+    rows_per_file: int = setting(100_000, ge=1)
     #: Rows held in memory by the external sort that groups conversations by context.
-    sort_buffer_rows: int = 50_000
+    sort_buffer_rows: int = setting(50_000, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        unknown = [n for n in self.names if n not in VARIANT_NAMES]
+        if unknown:
+            why = f"unknown variant {unknown[0]!r}; choose from: {', '.join(VARIANT_NAMES)}"
+            raise bad_value("names", list(self.names), why)
 
 
 @dataclass
@@ -169,9 +204,9 @@ class FilterStageConfig:
     run_dir: str = MISSING
     output_dir: str = MISSING
     #: ``auto``: ``shard`` inside a job array (num_shards > 1), else ``all``.
-    step: str = "auto"
-    num_shards: int | None = None
-    shard_id: int | None = None
+    step: str = setting("auto", choices=STEPS)
+    num_shards: int | None = setting(None, ge=1)
+    shard_id: int | None = setting(None, ge=0)
     #: Generator tokenizer for token counts; null: the run's ``server.tokenizer``/``server.model``.
     tokenizer: str | None = None
     #: Filter a run whose synthesize shards are not all complete.
@@ -185,60 +220,14 @@ class FilterStageConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     variants: VariantsConfig = field(default_factory=VariantsConfig)
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 def filtered_dir(run_dir: str) -> str:
     """Default output folder: a sibling of the run, ``<run>-filtered`` (trailing ``/`` ignored)."""
     path = Path(run_dir)
     return str(path.with_name(f"{path.name}-filtered"))
-
-
-def _ratio(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise UserError(f"{name}={value} must be between 0 and 1")
-
-
-def _at_least(name: str, value: float, low: float) -> None:
-    if value < low:
-        raise UserError(f"{name}={value} must be >= {low}")
-
-
-def check_settings(cfg: FilterStageConfig) -> None:
-    """Values that type-check but cannot be meant: one line naming the key."""
-    f = cfg.filter
-    if cfg.step not in STEPS:
-        raise UserError(f"step={cfg.step!r}; choose one of: {', '.join(STEPS)}")
-    _at_least("filter.length.min_tokens", f.length.min_tokens, 0)
-    _at_least("filter.structure.min_speakers", f.structure.min_speakers, 0)
-    _at_least("filter.structure.min_turns", f.structure.min_turns, 0)
-    for style, turns in f.structure.min_turns_by_style.items():
-        _at_least(f"filter.structure.min_turns_by_style.{style}", turns, 0)
-    _at_least("filter.leakage.instruction_ngram", f.leakage.instruction_ngram, 2)
-    _at_least("filter.leakage.max_instruction_hits", f.leakage.max_instruction_hits, 0)
-    _at_least("filter.degeneration.ngram", f.degeneration.ngram, 1)
-    _ratio("filter.degeneration.max_repeated_ngram_ratio", f.degeneration.max_repeated_ngram_ratio)
-    _ratio("filter.degeneration.max_repeated_line_ratio", f.degeneration.max_repeated_line_ratio)
-    _ratio("filter.faithfulness.min_number_recall", f.faithfulness.min_number_recall)
-    _ratio("filter.faithfulness.min_latex_recall", f.faithfulness.min_latex_recall)
-    _at_least("filter.faithfulness.min_length_ratio", f.faithfulness.min_length_ratio, 0.0)
-    if f.faithfulness.max_length_ratio <= f.faithfulness.min_length_ratio:
-        raise UserError(
-            f"filter.faithfulness.max_length_ratio={f.faithfulness.max_length_ratio} must be "
-            f"above min_length_ratio={f.faithfulness.min_length_ratio}"
-        )
-    if not 0.0 < f.dedup.threshold <= 1.0:
-        raise UserError(f"filter.dedup.threshold={f.dedup.threshold} must be in (0, 1]")
-    _at_least("filter.dedup.num_perm", f.dedup.num_perm, 16)
-    _at_least("filter.dedup.shingle_words", f.dedup.shingle_words, 1)
-    if not 1 <= cfg.judge.min_score <= 5:
-        raise UserError(f"judge.min_score={cfg.judge.min_score} must be between 1 and 5")
-    _at_least("judge.max_concurrent_requests", cfg.judge.max_concurrent_requests, 1)
-    _at_least("judge.batch_size", cfg.judge.batch_size, 1)
-    unknown = [n for n in cfg.variants.names if n not in VARIANT_NAMES]
-    if unknown:
-        choices = ", ".join(VARIANT_NAMES)
-        raise UserError(f"unknown variant {unknown[0]!r} in variants.names; choose from: {choices}")
-    _at_least("variants.rows_per_file", cfg.variants.rows_per_file, 1)
-    _at_least("variants.sort_buffer_rows", cfg.variants.sort_buffer_rows, 1)
 
 
 register_schema("filter_schema", FilterStageConfig)

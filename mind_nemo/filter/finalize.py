@@ -4,7 +4,9 @@ Runs once, after pass 1 has committed every shard. It walks the staged shards in
 keeps the first conversation of each exact or near-duplicate group (fingerprints in a set,
 signatures memory-mapped into a MinHash LSH index), rewrites each shard's kept rows and rejects
 into their final place (temp file + rename), builds the variants and writes ``manifest.json``
-last. Rerunning it redoes all of this from the staged files, so it is safe to repeat.
+last: a done marker that vouches for every final file by checksum, so a later run that finds it
+valid knows nothing needs redoing. Rerunning it redoes all of this from the staged files, so it
+is safe to repeat.
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from mind_nemo.core.jsonl import JsonlAppender, iter_jsonl, read_lines, write_json_atomic
+from mind_nemo.core.jsonl import JsonlAppender, iter_jsonl, read_lines
 from mind_nemo.core.records import key_string
-from mind_nemo.core.run_folder import file_sha256
+from mind_nemo.core.run_folder import file_sha256, publish, temp_path
 from mind_nemo.filter.config import FilterStageConfig
 from mind_nemo.filter.layout import OutputLayout
 from mind_nemo.filter.rows import rejected_row
@@ -88,11 +88,6 @@ def _fresh_tally(markers: dict[str, dict[str, Any]]) -> Tally:
     return tally
 
 
-def _commit(tmp: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
-
-
 def rewrite(
     layout: OutputLayout, shards: list[str], drops: Drops, originals: set[int], tally: Tally
 ) -> dict[str, dict[str, Any]]:
@@ -102,8 +97,7 @@ def rewrite(
     summary = {}
     for shard in shards:
         final, rejects = layout.conversations(shard), layout.rejects(shard)
-        kept_tmp = final.with_name(f".{final.name}.tmp")
-        rejects_tmp = rejects.with_name(f".{rejects.name}.tmp")
+        kept_tmp, rejects_tmp = temp_path(final), temp_path(rejects)
         for path in (kept_tmp, rejects_tmp):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
@@ -132,8 +126,8 @@ def rewrite(
                 uid += 1
             out.sync()
             rejected.sync()
-        _commit(kept_tmp, final)
-        _commit(rejects_tmp, rejects)
+        publish(kept_tmp, final)
+        publish(rejects_tmp, rejects)
         summary[shard] = {
             "kept": kept,
             "duplicates": dropped,
@@ -224,7 +218,7 @@ def finalize(
         },
         "written": time.time(),
     }
-    write_json_atomic(layout.manifest, manifest)
+    manifest = layout.write_manifest(manifest, shards)
     if not cfg.keep_work:
         shutil.rmtree(layout.work, ignore_errors=True)
     return manifest

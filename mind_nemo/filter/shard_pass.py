@@ -3,9 +3,9 @@
 Rows stream through :func:`~mind_nemo.filter.chain.run_chain`; survivors are batched for the
 optional LLM judge, then written to the staging files with their dedup fingerprint and MinHash
 signature. Everything is written under temporary names and renamed when the shard is done;
-the shard's marker (``manifests/<shard>.json``, with the input checksum and settings hash) is
-written last, so a killed task leaves nothing that looks finished and a rerun redoes exactly the
-shards without a valid marker.
+the shard's done marker (``manifests/<shard>.json``: input checksum, settings hash and the
+checksums of the staged files) is written last, so a killed task leaves nothing that looks
+finished and a rerun redoes exactly the shards without a valid marker.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mind_nemo.core.jsonl import JsonlAppender, read_lines, write_json_atomic
-from mind_nemo.core.run_folder import file_sha256
+from mind_nemo.core.jsonl import JsonlAppender, read_lines
+from mind_nemo.core.run_folder import file_sha256, publish, temp_path
 from mind_nemo.filter.chain import run_chain
 from mind_nemo.filter.config import FilterSettings
 from mind_nemo.filter.contexts import ContextIndex
@@ -59,24 +58,6 @@ class ShardTools:
     progress: bool = True
 
 
-def shard_done(layout: OutputLayout, shard: str, input_sha: str, settings_hash: str) -> bool:
-    """Pass 1 of ``shard`` is committed for this input and these settings."""
-    marker = layout.marker(shard)
-    if not marker.is_file():
-        return False
-    data = json.loads(marker.read_text())
-    return (
-        data.get("status") == "complete"
-        and data.get("input_sha256") == input_sha
-        and data.get("settings_hash") == settings_hash
-        and all(p.exists() for p in layout.staged(shard))
-    )
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
 class ShardPass:
     def __init__(
         self, layout: OutputLayout, shard: str, source: Path, contexts: Path, tools: ShardTools
@@ -95,9 +76,9 @@ class ShardPass:
         targets = layout.staged(shard)
         for path in targets:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _tmp(path).unlink(missing_ok=True)
-        kept_tmp, rejects_tmp, fp_tmp, sig_tmp = (_tmp(p) for p in targets)
-        contexts = ContextIndex(self.contexts_path, layout.work / f"contexts-{shard}.sqlite")
+            temp_path(path).unlink(missing_ok=True)
+        kept_tmp, rejects_tmp, fp_tmp, sig_tmp = (temp_path(p) for p in targets)
+        contexts = ContextIndex(self.contexts_path, layout.context_index(shard))
         self.kept = JsonlAppender(kept_tmp)
         self.rejects = JsonlAppender(rejects_tmp)
         self.signatures = SignatureWriter(fp_tmp, sig_tmp)
@@ -128,7 +109,7 @@ class ShardPass:
                 appender.close()
             self.signatures.close()
         for path in targets:
-            os.replace(_tmp(path), path)
+            publish(temp_path(path), path)
         marker = {
             "shard": shard,
             "status": "complete",
@@ -145,8 +126,7 @@ class ShardPass:
             "seconds": round(time.monotonic() - started, 3),
             "written": time.time(),
         }
-        write_json_atomic(layout.marker(shard), marker)
-        return marker
+        return layout.write_shard_marker(shard, marker)
 
     def _reject(self, style: str, row: dict[str, Any], reason: str) -> None:
         self.tally.seen(style)

@@ -1,8 +1,11 @@
 """The synthesize run a filter stage reads: its shards, its prompts and its tokenizer.
 
 Checks that the folder is a synthesize run (``conversations/shard-*.jsonl``) and, unless
-``allow_incomplete``, that every shard it planned is ``complete`` (filtering a shard that is
-still being written would silently miss its tail).
+``allow_incomplete``, that every shard it planned is complete by the run folder's one definition
+(:func:`~mind_nemo.core.run_folder.shard_problem`): filtering a shard that is still being written
+would silently miss its tail. Opening checks every shard's status; :meth:`SourceRun.check_inputs`
+then checks the checksums of the shards this process reads, with the digests it computed anyway,
+so an array task reads only its own shards.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import yaml
 
 from mind_nemo.core.errors import UserError
-from mind_nemo.core.run_folder import IDENTITY_FILE, shard_name
+from mind_nemo.core.run_folder import RunFolder, shard_problems, summarize
 from mind_nemo.core.styles import ALL_STYLES
 from mind_nemo.filter.rules.leakage import instruction_text
 from mind_nemo.synthesize.styles import load_prompt
@@ -30,21 +33,29 @@ class SourceRun:
     #: Shard names (``shard-NNNNN-of-MMMMM``) that have a conversations file, sorted.
     shards: list[str]
     config: dict[str, Any] = field(default_factory=dict)
+    allow_incomplete: bool = False
 
     def conversations(self, shard: str) -> Path:
-        return self.run_dir / "conversations" / f"{shard}.jsonl"
+        return RunFolder(self.run_dir).conversations(shard)
 
     def contexts(self, shard: str) -> Path:
-        return self.run_dir / "contexts" / f"{shard}.jsonl"
+        return RunFolder(self.run_dir).contexts(shard)
 
     def manifests(self) -> list[dict[str, Any]]:
         """Shard manifests (for the report's throughput timeline)."""
         found = []
         for shard in self.shards:
-            path = self.run_dir / "manifests" / f"{shard}.json"
+            path = RunFolder(self.run_dir).shard_manifest(shard)
             if path.is_file():
                 found.append(json.loads(path.read_text()))
         return found
+
+    def check_inputs(self, shas: dict[str, str]) -> None:
+        """The shards this process reads (shard -> SHA-256 of its conversations, as read) are
+        still what their manifests vouch for; else refuse, unless ``allow_incomplete``."""
+        digests = {self.conversations(shard): sha for shard, sha in shas.items()}
+        _judge(self.run_dir, shard_problems(self.run_dir, shas, digests=digests),
+               self.allow_incomplete)  # fmt: skip
 
     def tokenizer_name(self) -> str | None:
         server = self.config.get("server") or {}
@@ -70,45 +81,31 @@ class SourceRun:
 def open_source_run(run_dir: Path, allow_incomplete: bool = False) -> SourceRun:
     if not run_dir.is_dir():
         raise UserError(f"run folder not found: {run_dir}")
-    shards = sorted(p.stem for p in (run_dir / "conversations").glob("shard-*.jsonl"))
+    folder = RunFolder(run_dir)
+    shards = folder.shards()
     if not shards:
         raise UserError(
             f"{run_dir} is not a synthesize run (no conversations/shard-*.jsonl); "
             "pass the output_dir of python -m mind_nemo.synthesize"
         )
     config: dict[str, Any] = {}
-    config_path = run_dir / "config.yaml"
+    config_path = folder.config
     if config_path.is_file():
         try:
             config = yaml.safe_load(config_path.read_text()) or {}
         except yaml.YAMLError:
             log.warning("%s is not valid YAML; using defaults", config_path)
-    problems = _incomplete(run_dir, shards)
-    if problems:
-        shown = "; ".join(problems[:3]) + (
-            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    expected = folder.expected_shards() or shards
+    _judge(run_dir, shard_problems(run_dir, expected, verify="status"), allow_incomplete)
+    return SourceRun(run_dir, shards, config if isinstance(config, dict) else {}, allow_incomplete)
+
+
+def _judge(run_dir: Path, problems: list[str], allow_incomplete: bool) -> None:
+    if not problems:
+        return
+    if not allow_incomplete:
+        raise UserError(
+            f"{run_dir} is not finished: {summarize(problems, 3)} "
+            "(finish synthesis, or allow_incomplete=true)"
         )
-        if not allow_incomplete:
-            raise UserError(
-                f"{run_dir} is not finished: {shown} (finish synthesis, or allow_incomplete=true)"
-            )
-        log.warning("filtering an unfinished run: %s", shown)
-    return SourceRun(run_dir, shards, config if isinstance(config, dict) else {})
-
-
-def _incomplete(run_dir: Path, shards: list[str]) -> list[str]:
-    expected = shards
-    identity = run_dir / IDENTITY_FILE
-    if identity.is_file():
-        num_shards = int(json.loads(identity.read_text()).get("num_shards") or 1)
-        expected = [shard_name(i, num_shards) for i in range(num_shards)]
-    problems = []
-    for shard in expected:
-        manifest = run_dir / "manifests" / f"{shard}.json"
-        if not manifest.is_file():
-            problems.append(f"{shard} has no manifest")
-            continue
-        status = json.loads(manifest.read_text()).get("status")
-        if status != "complete":
-            problems.append(f"{shard} is {status}")
-    return problems
+    log.warning("filtering an unfinished run: %s", summarize(problems, 3))

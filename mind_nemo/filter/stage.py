@@ -23,14 +23,19 @@ from omegaconf import DictConfig, OmegaConf
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic
 from mind_nemo.core.records import text_hash
-from mind_nemo.core.run_folder import file_sha256, resolve_shard
+from mind_nemo.core.run_folder import (
+    file_sha256,
+    make_folder,
+    resolve_shard,
+    step_locks,
+)
 from mind_nemo.filter.chain import build_chain
 from mind_nemo.filter.config import FilterStageConfig
 from mind_nemo.filter.finalize import finalize
 from mind_nemo.filter.layout import OutputLayout
 from mind_nemo.filter.rules.dedup import Signer
 from mind_nemo.filter.rules.judge import Judge, load_judge_prompt
-from mind_nemo.filter.shard_pass import ShardPass, ShardTools, shard_done
+from mind_nemo.filter.shard_pass import ShardPass, ShardTools
 from mind_nemo.filter.source import SourceRun, open_source_run
 from mind_nemo.filter.tokens import TokenCounter
 from mind_nemo.servers.client import OpenAICompatibleClient
@@ -43,8 +48,11 @@ def settings_hash(cfg: FilterStageConfig, tokenizer: str | None) -> str:
     """What pass 1's output depends on (not where a judge server runs, not the variants)."""
     judge = dataclasses.asdict(cfg.judge)
     judge["server"] = judge["server"]["model"] if cfg.judge.enabled else None
-    judge = judge if cfg.judge.enabled else None
-    payload = {"filter": dataclasses.asdict(cfg.filter), "judge": judge, "tokenizer": tokenizer}
+    payload = {
+        "filter": dataclasses.asdict(cfg.filter),
+        "judge": judge if cfg.judge.enabled else None,
+        "tokenizer": tokenizer,
+    }
     return text_hash(json.dumps(payload, sort_keys=True, default=str))
 
 
@@ -72,25 +80,34 @@ class FilterStage:
 
     def run(self) -> dict[str, Any] | None:
         """Run this invocation's step; the run manifest once finalized, else None."""
+        make_folder(self.layout.root, "output_dir")
+        # One writer per task: pass 1 locks its task's share, finalize the whole pass 2.
+        with step_locks(
+            self.layout.root, self.step, self.shard_id, self.num_shards, stage="filter"
+        ):
+            return self._run()
+
+    def _run(self) -> dict[str, Any] | None:
         identity = {"source_run": str(self.source.run_dir.resolve()), "settings_hash": self.hash}
-        self.layout.root.mkdir(parents=True, exist_ok=True)
         self.layout.claim(identity, self.cfg.overwrite)
-        write_atomic(self.layout.root / "config.yaml", OmegaConf.to_yaml(self.raw, resolve=True))
+        write_atomic(self.layout.config, OmegaConf.to_yaml(self.raw, resolve=True))
         if self.step == "shard":
             self._shard_step()
             return None
         shas = {s: file_sha256(self.source.conversations(s)) for s in self.source.shards}
+        self.source.check_inputs(shas)
         if self._finalized(shas):
             log.info("%s is already filtered for these inputs and settings", self.layout.root)
             return self.layout.read_manifest()
         if self.step == "all":
-            todo = [s for s in shas if not shard_done(self.layout, s, shas[s], self.hash)]
+            todo = [s for s in shas if not self.layout.shard_marker(s, shas[s], self.hash)]
             self._pass1(todo, shas)
         markers = {}
         missing = []
         for shard in self.source.shards:
-            if shard_done(self.layout, shard, shas[shard], self.hash):
-                markers[shard] = json.loads(self.layout.marker(shard).read_text())
+            marker = self.layout.shard_marker(shard, shas[shard], self.hash)
+            if marker is not None:
+                markers[shard] = marker
             else:
                 missing.append(self.source.shards.index(shard))
         if missing:
@@ -107,30 +124,20 @@ class FilterStage:
         shards = self.source.shards
         mine = [s for j, s in enumerate(shards) if j % self.num_shards == self.shard_id]
         shas = {s: file_sha256(self.source.conversations(s)) for s in mine}
-        manifest = self.layout.read_manifest() or {}
-        covered = (
-            manifest.get("status") == "complete" and manifest.get("settings_hash") == self.hash
-        )
-        finalized = manifest.get("inputs", {}) if covered else {}
+        self.source.check_inputs(shas)
+        finalized = self.layout.finalized_inputs(self.hash)
         self._pass1(
             [
                 s
                 for s in mine
                 if finalized.get(s) != shas[s]
-                and not shard_done(self.layout, s, shas[s], self.hash)
+                and not self.layout.shard_marker(s, shas[s], self.hash)
             ],
             shas,
         )
 
     def _finalized(self, shas: dict[str, str]) -> bool:
-        manifest = self.layout.read_manifest()
-        return bool(
-            manifest
-            and manifest.get("status") == "complete"
-            and manifest.get("settings_hash") == self.hash
-            and manifest.get("inputs") == shas
-            and manifest.get("variants_config") == dataclasses.asdict(self.cfg.variants)
-        )
+        return self.layout.finished(self.hash, shas, self.cfg.variants) is not None
 
     def _pass1(self, shards: list[str], shas: dict[str, str]) -> None:
         if not shards:

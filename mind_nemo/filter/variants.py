@@ -29,7 +29,14 @@ from typing import Any
 
 from mind_nemo.core.external_sort import Record, external_sort
 from mind_nemo.core.records import key_string
-from mind_nemo.core.run_folder import file_sha256
+from mind_nemo.core.run_folder import (
+    RunFolder,
+    file_sha256,
+    publish,
+    publish_folder,
+    staging_folder,
+    temp_path,
+)
 from mind_nemo.core.styles import CONVERSATION_STYLES
 from mind_nemo.filter.config import VariantsConfig
 
@@ -83,8 +90,11 @@ class PartWriter:
         if self._rows >= self.rows_per_file:
             self._seal()
 
+    def _target(self) -> Path:
+        return self.folder / f"part-{len(self.files):05d}.jsonl"
+
     def _tmp(self) -> Path:
-        return self.folder / f".part-{len(self.files):05d}.jsonl.tmp"
+        return temp_path(self._target())
 
     def _seal(self) -> None:
         if self._f is None:
@@ -92,8 +102,8 @@ class PartWriter:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        target = self.folder / f"part-{len(self.files):05d}.jsonl"
-        os.replace(self._tmp(), target)
+        target = self._target()
+        publish(self._tmp(), target)
         self.files.append(target)
         self._f, self._rows = None, 0
 
@@ -171,7 +181,8 @@ def build_variants(
     count_tokens: Callable[[str], int],
 ) -> dict[str, Any]:
     """Write ``out_dir/variants/<name>/`` (swapped in whole at the end); return their stats."""
-    partial = out_dir / "variants.partial"
+    final = RunFolder(out_dir).variants
+    partial = staging_folder(final)
     shutil.rmtree(partial, ignore_errors=True)
     excluded = set(cfg.exclude_styles)
     names = list(dict.fromkeys(cfg.names))
@@ -192,20 +203,14 @@ def build_variants(
     for writer in writers.values():
         writer.close()
     shutil.rmtree(partial / ".sort", ignore_errors=True)
-    final = out_dir / "variants"
-    old = out_dir / "variants.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(partial, final)
-    shutil.rmtree(old, ignore_errors=True)
+    publish_folder(partial, final)
     return {
         name: {
             "rows": s.rows,
             "tokens": s.tokens,
             "by_style": dict(sorted(s.by_style.items())),
             "files": {
-                f"variants/{rel}": file_sha256(final / rel)
+                (final / rel).relative_to(out_dir).as_posix(): file_sha256(final / rel)
                 for rel in (p.relative_to(partial) for p in writers[name].files)
             },
         }

@@ -61,14 +61,19 @@ def print_summary(run: MixRun, manifest: dict[str, Any]) -> None:
         f"total:        {manifest['total_tokens']:,.0f} tokens = "
         f"{manifest['train_samples']:,} samples of {manifest['seq_length']}"
     )
+    blend = manifest["blend"]
+    split = blend["split"]
+    if split["resized_because"]:
+        print(f"split:        {split['split']} ({split['resized_because']})")
+    by_length = ", ".join(f"{n}: {s:,}" for n, s in blend["train_samples_by_seq_length"].items())
+    print(f"train samples by --seq-length: {by_length}")
+    print(f"Megatron-LM:  {blend['megatron_lm']['command']}")
     print(
-        f"Megatron-LM:  --data-args-path {run.run_dir / 'data_args.txt'} "
-        f"--train-samples {manifest['train_samples']}"
+        f"NeMo:         PreTrainingDataModule(paths=nemo.paths, split=nemo.split, "
+        f"seq_length=nemo.seq_length) of {run.run_dir / 'blend.json'}"
     )
-    print(
-        f"NeMo:         PreTrainingDataModule(paths=<blend.json nemo.paths>) "
-        f"from {run.run_dir / 'blend.json'}"
-    )
+    if blend["tokenizer"] and blend["tokenizer"]["note"]:
+        print(f"tokenizer:    {blend['tokenizer']['note']}")
 
 
 @exit_on_user_error

@@ -7,18 +7,37 @@ weights, times its own weight over its group's weights. Its target is ``share x 
 training sample from source *i* with probability ``weight_i``, and a sample is a fixed number of
 tokens, so the blend weights are the shares themselves; Megatron's ``GPTDataset`` repeats a
 source as often as its weight asks.
+
+The blend also fixes what a consumer needs beside the weights, because their defaults do not
+fit a small mix: the train/validation/test ``split`` (megatron-core cuts *every* source by the
+same fractions, and a part that gets 0 documents of a source makes ``GPTDataset`` loop forever
+while it sizes its epochs), ``--train-samples`` for a stated sequence length, and the tokenizer
+the ids came from, in Megatron-LM's and NeMo's own argument names.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import math
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.run_folder import RunFolder
 from mind_nemo.mix.config import SourceConfig
+
+#: Megatron-LM's legacy default ``--split``: what ``validate_args`` fills in when ``--data-path``
+#: comes without one (``--data-args-path`` gets no default at all).
+MEGATRON_DEFAULT_SPLIT = "969, 30, 1"
+#: The three parts, in NeMo's key names (Megatron's ``Split`` enum says ``valid``).
+SPLIT_PARTS = ("train", "validation", "test")
+#: Sequence lengths ``blend.json`` always gives ``train_samples`` for (plus the mix's own).
+COMMON_SEQ_LENGTHS = (1024, 2048, 4096, 8192)
 
 
 @dataclass
@@ -40,14 +59,38 @@ class PlanRow:
 
 
 @dataclass
+class SplitPlan:
+    """The ``--split`` to print, and the documents of every source in each part under it."""
+
+    #: As configured (``split=...``).
+    requested: str
+    #: What Megatron-LM ``--split`` and NeMo ``split=`` get: the requested one when every source
+    #: has a document in each of its non-empty parts, else one resized so that it does.
+    split: str
+    #: Source -> documents per part (``None``: a 0-fraction part, which megatron-core skips).
+    documents: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    #: Why ``split`` differs from ``requested`` (``None`` when it does not).
+    resized_because: str | None = None
+
+
+@dataclass
 class Plan:
     total_tokens: float
     seq_length: int
     rows: list[PlanRow]
+    split: SplitPlan | None = None
 
     @property
     def train_samples(self) -> int:
-        return math.ceil(self.total_tokens / self.seq_length)
+        return self.train_samples_for(self.seq_length)
+
+    def train_samples_for(self, seq_length: int) -> int:
+        """``--train-samples`` that spends ``total_tokens`` at this ``--seq-length``."""
+        return math.ceil(self.total_tokens / seq_length)
+
+    def train_samples_by_seq_length(self) -> dict[str, int]:
+        lengths = sorted({*COMMON_SEQ_LENGTHS, self.seq_length})
+        return {str(n): self.train_samples_for(n) for n in lengths}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +98,7 @@ class Plan:
             "seq_length": self.seq_length,
             "train_samples": self.train_samples,
             "sources": [asdict(r) for r in self.rows],
+            "split": asdict(self.split) if self.split else None,
         }
 
 
@@ -116,8 +160,12 @@ def plan_mix(
     total_tokens: float | None,
     max_epochs: float,
     seq_length: int,
+    split: str | None = None,
 ) -> Plan:
-    """Targets and epochs per source from measured token counts; refuse what cannot be met."""
+    """Targets and epochs per source from measured token counts; refuse what cannot be met.
+
+    With ``split`` the train/validation/test split is planned too (:func:`plan_split`); the
+    ratio math alone does not need it."""
     membership = assign_groups(sources, groups)
     share = shares(sources, groups, membership)
     available = {n: int(counts[n]["tokens"]) for n in sources}
@@ -155,7 +203,8 @@ def plan_mix(
                 epochs=epochs,
             )
         )
-    return Plan(total, seq_length, rows)
+    planned = plan_split(split, {r.name: r.documents for r in rows}) if split else None
+    return Plan(total, seq_length, rows, planned)
 
 
 def _tokens(value: float) -> str:
@@ -163,6 +212,191 @@ def _tokens(value: float) -> str:
         if value >= size:
             return f"{value / size:.2f}{unit}"
     return f"{value:.0f}"
+
+
+# --------------------------------------------------------------------------- split
+
+
+def split_values(split: str) -> list[float]:
+    """The three raw proportions of a split string, read as megatron-core reads them
+    (``parse_and_normalize_split``: every number in the string, missing parts 0)."""
+    values = [float(v) for v in re.findall(r"[.0-9]+", str(split))]
+    if not values or len(values) > len(SPLIT_PARTS) or not sum(values) > 0:
+        raise UserError(
+            f"split={split!r} must be up to three proportions for train, validation and test, "
+            "e.g. split=99:1:0 or split='969,30,1'"
+        )
+    return values + [0.0] * (len(SPLIT_PARTS) - len(values))
+
+
+def split_documents(split: str, documents: int) -> list[int | None]:
+    """Documents of a ``documents``-long dataset in each part, by megatron-core's arithmetic.
+
+    ``BlendedMegatronDatasetBuilder`` normalises the split, turns it into bookends
+    (``convert_split_vector_to_split_matrix``: a 0-width part is ``None``, not built) and takes
+    documents ``[round(lo x n), round(hi x n))`` of every dataset for each part."""
+    values = split_values(split)
+    total = sum(values)
+    fractions = [v / total for v in values]
+    ends = functools.reduce(lambda acc, f: [*acc, acc[-1] + f], fractions, [0.0])
+    parts: list[int | None] = []
+    for lo, hi in itertools.pairwise(ends):
+        if hi <= lo:
+            parts.append(None)
+        else:
+            parts.append(round(hi * float(documents)) - round(lo * float(documents)))
+    return parts
+
+
+def _clean(split: str) -> str:
+    """The split as one shell word (Megatron's own default ``969, 30, 1`` has spaces)."""
+    return ",".join(f"{v:g}" for v in split_values(split))
+
+
+def _empty_parts(split: str, documents: dict[str, int]) -> list[tuple[str, str]]:
+    return [
+        (name, SPLIT_PARTS[i])
+        for name, n in documents.items()
+        for i, count in enumerate(split_documents(split, n))
+        if count == 0
+    ]
+
+
+def plan_split(requested: str, documents: dict[str, int]) -> SplitPlan:
+    """The ``--split`` to print: the requested one, or the least change that leaves no source
+    with 0 documents in a non-empty part; a source too small for any such split is refused.
+
+    megatron-core cuts every dataset of a blend by the same fractions, so one small source
+    decides: with ``969,30,1`` a source needs about 1,000 documents before its test part holds
+    one. The resized split keeps the requested parts (a 0 part stays 0) and grows only the ones
+    that would be empty, in steps fine enough not to move a large source's parts noticeably."""
+    values = split_values(requested)
+    active = [i for i, v in enumerate(values) if v > 0]
+    smallest = min(documents, key=lambda n: documents[n])
+    if documents[smallest] < len(active):
+        parts = "/".join(SPLIT_PARTS[i] for i in active)
+        raise UserError(
+            f"source {smallest!r} has {documents[smallest]} documents, too few for "
+            f"split={_clean(requested)} ({parts}: each part needs a document of every source, "
+            "or megatron-core's GPTDataset never finishes building it); give it more documents, "
+            "or set split=100:0:0 (training only, no validation or test)"
+        )
+    cleaned = _clean(requested)
+    empty = _empty_parts(cleaned, documents)
+    result = SplitPlan(requested=requested, split=cleaned)
+    if empty:
+        name, part = empty[0]
+        result.split = _resize(values, active, documents)
+        result.resized_because = (
+            f"split={cleaned} gives source {name!r} ({documents[name]} documents) 0 {part} "
+            f"documents, on which megatron-core's GPTDataset would loop forever"
+        )
+    result.documents = {
+        name: dict(zip(SPLIT_PARTS, split_documents(result.split, n), strict=True))
+        for name, n in documents.items()
+    }
+    return result
+
+
+def _resize(values: list[float], active: list[int], documents: dict[str, int]) -> str:
+    """Integer proportions out of ``10^k`` (at least 1000, finer than the smallest source):
+    every active part raised to the smallest size that gives each source a document in it,
+    the largest part paying for the rest."""
+    smallest = min(documents.values())
+    scale = 10 ** max(3, len(str(smallest)) + 1)
+    total = sum(values)
+    base = [round(v / total * scale) if i in active else 0 for i, v in enumerate(values)]
+    largest = max(active, key=lambda i: values[i])
+    for need in range(1, scale // len(active) + 1):
+        units = [max(u, need) if i in active else 0 for i, u in enumerate(base)]
+        units[largest] -= sum(units) - scale
+        if units[largest] < need:
+            break
+        candidate = ",".join(str(u) for u in units)
+        if not _empty_parts(candidate, documents):
+            return candidate
+    raise UserError(  # only reachable for sources a few documents above the refusal above
+        f"no split close to {','.join(f'{v:g}' for v in values)} gives every source a document "
+        f"in each part (smallest source: {smallest} documents); set split=100:0:0 or add data"
+    )
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def consumer_tokenizer(tokenizer: Any, run_dir: Path) -> dict[str, Any]:
+    """The tokenizer the ids came from, as Megatron-LM arguments and NeMo's
+    ``get_nmt_tokenizer`` keywords (``None`` where that tool has no reader for it).
+
+    ``embedded`` is a name only mind_nemo knows, so its files are saved to ``RUN/tokenizer``
+    and named by path; a Hugging Face directory is named by its absolute path."""
+    kind, name, spec = tokenizer.kind, str(tokenizer.name), tokenizer.spec
+    megatron: list[str] | None = None
+    nemo: dict[str, Any] | None = None
+    note = None
+    if kind == "huggingface":
+        model = _hf_tokenizer_location(name, run_dir)
+        megatron = ["--tokenizer-type", "HuggingFaceTokenizer", "--tokenizer-model", model]
+        nemo = {"library": "huggingface", "model_name": model, "use_fast": True}
+    elif kind == "sentencepiece":
+        model = str(Path(name).expanduser().resolve())
+        megatron = ["--tokenizer-type", "GPTSentencePieceTokenizer", "--tokenizer-model", model]
+        nemo = {"library": "sentencepiece", "tokenizer_model": model}
+    elif kind == "tiktoken" and "vocab_size" in spec:  # Megatron/NeMo's own tiktoken vocab
+        from mind_nemo.mix.tiktoken_vocab import MEGATRON_PATTERNS
+
+        vocab = str(Path(name).expanduser().resolve())
+        pattern = next((k for k, v in MEGATRON_PATTERNS.items() if v == spec["pattern"]), None)
+        if pattern is None:
+            note = "Megatron-LM's TikTokenizer takes --tiktoken-pattern v1 or v2 only"
+        else:
+            megatron = [
+                "--tokenizer-type", "TikTokenizer", "--tokenizer-model", vocab,
+                "--tiktoken-pattern", pattern,
+                "--tiktoken-num-special-tokens", str(len(spec["special_tokens"])),
+                "--vocab-size", str(spec["vocab_size"]),
+            ]  # fmt: skip
+        nemo = {"library": "tiktoken", "vocab_file": vocab}
+    else:
+        note = (
+            "neither Megatron-LM nor NeMo reads OpenAI tiktoken encodings; use a Hugging Face "
+            "tokenizer or Megatron's tiktoken vocab.json for a mix you train there"
+        )
+    return {
+        "type": kind,
+        "name": name,
+        "vocab_size": tokenizer.vocab_size,
+        "eod": tokenizer.eod,
+        "megatron_lm_args": megatron,
+        "nemo": nemo,
+        "note": note,
+    }
+
+
+def _hf_tokenizer_location(name: str, run_dir: Path) -> str:
+    from mind_nemo.servers.embedded_model import EMBEDDED_NAME, load_embedded_tokenizer
+
+    if name == EMBEDDED_NAME:
+        target = run_dir / "tokenizer"
+        if not (target / "tokenizer.json").is_file():
+            load_embedded_tokenizer().save_pretrained(str(target))
+        _portable_tokenizer_class(target / "tokenizer_config.json")
+        return str(target.resolve())
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.exists() else name
+
+
+def _portable_tokenizer_class(config_path: Path) -> None:
+    """transformers 5 saves ``tokenizer_class: TokenizersBackend``, a class transformers 4
+    lacks, and NeMo (``transformers<5``) then cannot load the folder. ``PreTrainedTokenizerFast``
+    names the same tokenizer in both."""
+    config = json.loads(config_path.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        write_atomic(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- files
 
 
 def blend_lists(plan: Plan) -> list[str]:
@@ -173,23 +407,51 @@ def blend_lists(plan: Plan) -> list[str]:
     return out
 
 
-def write_blend(run_dir: Path, plan: Plan) -> dict[str, Any]:
-    """Write ``blend.json`` (both forms) and ``data_args.txt``; return the blend record."""
+def write_blend(run_dir: Path, plan: Plan, tokenizer: Any = None) -> dict[str, Any]:
+    """Write ``blend.json`` (both forms) and ``data_args.txt``; return the blend record.
+
+    ``megatron_lm.command`` is what the run prints: ``--data-args-path`` with the split (which
+    Megatron-LM only defaults for ``--data-path``), the sequence length ``--train-samples`` was
+    computed for, and the tokenizer. ``nemo`` holds ``PreTrainingDataModule`` keywords."""
     flat = blend_lists(plan)
     data_args = " ".join(flat)
+    split = plan.split or plan_split(
+        MEGATRON_DEFAULT_SPLIT, {r.name: r.documents for r in plan.rows}
+    )
+    data_args_path = str(RunFolder(run_dir).data_args.resolve())
+    tok = consumer_tokenizer(tokenizer, run_dir) if tokenizer is not None else None
+    tok_args = " ".join((tok or {}).get("megatron_lm_args") or [])
+    common = f"--split {split.split} --seq-length {plan.seq_length} "
+    common += f"--train-samples {plan.train_samples}" + (f" {tok_args}" if tok_args else "")
+    values = split_values(split.split)
     blend = {
         "weights": {r.name: r.share for r in plan.rows},
         "prefixes": {r.name: flat[2 * i + 1] for i, r in enumerate(plan.rows)},
         "megatron_lm": {
             "data_path": flat,
-            "args": f"--data-path {data_args} --train-samples {plan.train_samples}",
-            "data_args_path": str((run_dir / "data_args.txt").resolve()),
+            "data_args_path": data_args_path,
+            "split": split.split,
+            "seq_length": plan.seq_length,
+            "train_samples": plan.train_samples,
+            "tokenizer_args": (tok or {}).get("megatron_lm_args"),
+            "command": f"--data-args-path {data_args_path} {common}",
+            "args": f"--data-path {data_args} {common}",
         },
-        "nemo": {"paths": flat},
+        "nemo": {
+            "paths": flat,
+            "split": split.split,
+            "splits": {p: v / sum(values) for p, v in zip(SPLIT_PARTS, values, strict=True)},
+            "documents": split.documents,
+            "seq_length": plan.seq_length,
+            "tokenizer": (tok or {}).get("nemo"),
+        },
+        "split": asdict(split),
+        "tokenizer": tok,
         "train_samples": plan.train_samples,
+        "train_samples_by_seq_length": plan.train_samples_by_seq_length(),
         "seq_length": plan.seq_length,
         "total_tokens": plan.total_tokens,
     }
-    write_atomic(run_dir / "data_args.txt", data_args + "\n")
-    write_json_atomic(run_dir / "blend.json", blend)
+    write_atomic(RunFolder(run_dir).data_args, data_args + "\n")
+    write_json_atomic(RunFolder(run_dir).blend, blend)
     return blend

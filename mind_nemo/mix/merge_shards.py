@@ -10,15 +10,14 @@ the merged dataset is byte-identical to what one process would have written.
 from __future__ import annotations
 
 import gc
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mind_nemo.core.run_folder import file_sha256
-from mind_nemo.mix.writer import megatron_indexed_dataset, prefix_paths, temp_path
+from mind_nemo.core.run_folder import file_sha256, publish, temp_path
+from mind_nemo.mix.writer import marker_path, megatron_indexed_dataset, prefix_paths
 
 
 def merge_datasets(parts: list[Path], prefix: Path, dtype: np.dtype) -> dict[str, Any]:
@@ -35,8 +34,8 @@ def merge_datasets(parts: list[Path], prefix: Path, dtype: np.dtype) -> dict[str
         for part in parts:
             builder.add_index(str(part))
         builder.finalize(str(temp_idx))
-        os.replace(temp_bin, bin_path)
-        os.replace(temp_idx, idx_path)
+        publish(temp_bin, bin_path)
+        publish(temp_idx, idx_path)
     except BaseException:
         builder.data_file.close()
         temp_bin.unlink(missing_ok=True)
@@ -74,5 +73,5 @@ def sum_records(records: list[dict[str, Any]]) -> dict[str, Any]:
 def remove_parts(parts: list[Path]) -> None:
     """Delete merged shard datasets and their markers (the merged dataset replaces them)."""
     for part in parts:
-        for path in (*prefix_paths(part), Path(f"{part}.json")):
+        for path in (*prefix_paths(part), marker_path(part)):
             path.unlink(missing_ok=True)

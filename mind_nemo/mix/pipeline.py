@@ -1,15 +1,17 @@
 """Stream a source's units through tokenizer worker processes into one dataset writer.
 
 The main process only reads raw blocks and writes bytes; JSON parsing and tokenization happen in
-``workers`` processes (spawned, each with a single-threaded tokenizer). At most ``max_in_flight``
-tasks are queued or running, and results are written in submission order, so memory stays at
-about ``max_in_flight x batch_bytes`` whatever the corpus size, and the output order is the input
-order (which is what makes sharded and single runs byte-identical).
+``workers`` processes (spawned, each with a single-threaded tokenizer, each killed by the kernel
+when this process dies, even by SIGKILL). At most ``max_in_flight`` tasks are queued or running,
+and results are written in submission order, so memory stays at about ``max_in_flight x
+batch_bytes`` whatever the corpus size, and the output order is the input order (which is what
+makes sharded and single runs byte-identical).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 from collections import Counter, deque
@@ -60,9 +62,8 @@ class TokenizerPool:
             self.local = (build_encoder(info.spec), info.eod, info.dtype)
         else:
             context = multiprocessing.get_context("spawn")
-            self.pool = context.Pool(
-                workers, initializer=init_worker, initargs=(info.spec, info.eod, info.dtype.name)
-            )
+            initargs = (info.spec, info.eod, info.dtype.name, os.getpid())
+            self.pool = context.Pool(workers, initializer=init_worker, initargs=initargs)
 
     def map_ordered(self, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, Encoded]]:
         """Encode chunks in parallel; yield them in input order with a bounded queue."""

@@ -177,7 +177,8 @@ def _text_chunks(
 ) -> Iterator[Chunk]:
     """Texts from Arrow batches, checked and filtered here, grouped into ~batch_bytes tasks."""
     texts: list[str] = []
-    size, skipped, filtered = 0, Counter(), 0
+    size, filtered = 0, 0
+    skipped: Counter[str] = Counter()
     for table in tables:
         values = table.column(text_field).to_pylist()
         keep = table.column(STYLE_FIELD).to_pylist() if styles else None

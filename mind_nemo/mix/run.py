@@ -8,10 +8,12 @@ Run folder::
     shards/<source>/shard-*_text_document.*      per-array-task parts (gone once merged)
     blend.json, data_args.txt                    weights + prefixes for Megatron-LM and NeMo
     manifest.json                                documents, tokens, share, epochs per source
+    locks/                                       one writer per array task, one for finalize
 
 A source whose marker matches its identity (inputs, their sizes and times, units, tokenizer) is
 reused as is; anything else is redone. The marker is written after the files are renamed into
-place, so an interrupted run never leaves a dataset that looks finished.
+place, so an interrupted run never leaves a dataset that looks finished. The names are spelled
+in :mod:`mind_nemo.core.run_folder`, as are the marker and lock rules.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
-from mind_nemo.core.run_folder import resolve_shard, shard_name
-from mind_nemo.mix.blend import assign_groups, plan_mix, write_blend
-from mind_nemo.mix.config import STEPS, MixConfig, source_configs
+from mind_nemo.core.run_folder import RunFolder, make_folder, resolve_shard, shard_name, step_locks
+from mind_nemo.mix.blend import assign_groups, plan_mix, split_values, write_blend
+from mind_nemo.mix.config import MixConfig, source_configs
 from mind_nemo.mix.manifest import build_manifest, empty_message
 from mind_nemo.mix.merge_shards import merge_datasets, remove_parts, sum_records
 from mind_nemo.mix.pipeline import TokenizerPool, tokenize_units
 from mind_nemo.mix.readers import Unit
 from mind_nemo.mix.sources import resolve, shard_units
 from mind_nemo.mix.tokenizer import resolve_tokenizer
-from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_done, write_marker
+from mind_nemo.mix.writer import SUFFIX, DatasetWriter, read_dataset_done, write_dataset_marker
 
 log = logging.getLogger("mind_nemo.mix")
 
@@ -48,21 +50,8 @@ def default_workers() -> int:
 
 
 def check_settings(cfg: MixConfig) -> None:
-    if cfg.step not in STEPS:
-        raise UserError(f"step={cfg.step!r} must be one of {', '.join(STEPS)}")
-    checks = [
-        ("workers", cfg.workers, 0),
-        ("batch_bytes", cfg.batch_bytes, 1),
-        ("max_in_flight", cfg.max_in_flight, 1),
-        ("seq_length", cfg.seq_length, 1),
-    ]
-    for key, value, low in checks:
-        if value is not None and value < low:
-            raise UserError(f"{key}={value} must be >= {low}")
-    if not cfg.max_epochs > 0:
-        raise UserError(f"max_epochs={cfg.max_epochs} must be > 0")
-    if cfg.total_tokens is not None and not cfg.total_tokens > 0:
-        raise UserError(f"total_tokens={cfg.total_tokens} must be > 0 (or null)")
+    """What MixConfig does not check itself (its ranges are checked when it is built)."""
+    split_values(cfg.split)  # a malformed split fails before any tokenizing
 
 
 class MixRun:
@@ -84,19 +73,26 @@ class MixRun:
         self.session: dict[str, str] = {}
 
     def final_prefix(self, name: str) -> Path:
-        return self.run_dir / "datasets" / f"{name}{SUFFIX}"
+        return RunFolder(self.run_dir).datasets / f"{name}{SUFFIX}"
 
     def part_prefix(self, name: str, shard_id: int) -> Path:
-        return self.run_dir / "shards" / name / f"{shard_name(shard_id, self.num_shards)}{SUFFIX}"
+        parts = RunFolder(self.run_dir).parts(name)
+        return parts / f"{shard_name(shard_id, self.num_shards)}{SUFFIX}"
 
     def identity(self, name: str) -> dict[str, Any]:
         return {"source": self.resolved[name].identity(), "tokenizer": self.tokenizer.fingerprint}
 
     def run(self) -> dict[str, Any]:
+        make_folder(self.run_dir, "output_dir")
+        # One writer per task: pass 1 locks its task's share, finalize the whole pass 2.
+        with step_locks(self.run_dir, self.step, self.shard_id, self.num_shards, stage="mix"):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        folder = RunFolder(self.run_dir)
         if self.raw_cfg is not None:
-            write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.raw_cfg))
+            write_atomic(folder.config, OmegaConf.to_yaml(self.raw_cfg))
         if self.step == "finalize":
             records = {n: self._finalize_source(n) for n in self.resolved}
         else:
@@ -116,8 +112,9 @@ class MixRun:
             cfg.total_tokens,
             cfg.max_epochs,
             cfg.seq_length,
+            split=cfg.split,
         )
-        blend = write_blend(self.run_dir, plan)
+        blend = write_blend(self.run_dir, plan, self.tokenizer)
         session = {
             "seconds": round(time.perf_counter() - started, 3),
             "workers": self.workers,
@@ -133,7 +130,7 @@ class MixRun:
             records,
             session,
         )
-        write_json_atomic(self.run_dir / "manifest.json", manifest)
+        write_json_atomic(folder.manifest, manifest)
         return manifest
 
     # ----------------------------------------------------------------------- tokenizing
@@ -170,8 +167,8 @@ class MixRun:
         """A finished dataset for this work: the merged source, or this shard's part."""
         if self.cfg.force:
             return None
-        final = read_done(self.final_prefix(name), self.identity(name))
-        return final if final is not None else read_done(target, identity)
+        final = read_dataset_done(self.final_prefix(name), self.identity(name))
+        return final if final is not None else read_dataset_done(target, identity)
 
     def _in_flight(self) -> int:
         """Tasks queued at once: two per worker, and at least 64 MiB of text, so the workers
@@ -204,7 +201,7 @@ class MixRun:
             writer.abort()
             raise
         record = {"source": name, "identity": identity, **stats.to_dict(), **info}
-        write_marker(target, record)
+        write_dataset_marker(target, record)
         log.info(
             "%s: %d documents, %d tokens in %.1fs",
             name,
@@ -222,7 +219,7 @@ class MixRun:
         part_records = []
         for i, part in enumerate(parts):
             identity_i = {**identity, "shard": [i, self.num_shards]}
-            part_records.append(read_done(part, identity_i))
+            part_records.append(read_dataset_done(part, identity_i))
         if all(r is not None for r in part_records):
             records = [r for r in part_records if r is not None]
             totals = sum_records(records)
@@ -230,11 +227,11 @@ class MixRun:
                 raise UserError(empty_message(self.resolved[name], totals))
             info = merge_datasets(parts, self.final_prefix(name), self.tokenizer.dtype)
             record = {"source": name, "identity": identity, **totals, **info}
-            write_marker(self.final_prefix(name), record)
+            write_dataset_marker(self.final_prefix(name), record)
             remove_parts(parts)
             self.session[name] = "merged"
             return record
-        final = read_done(self.final_prefix(name), identity)
+        final = read_dataset_done(self.final_prefix(name), identity)
         if final is not None:
             self.session[name] = "reused"
             return final

@@ -22,7 +22,8 @@ from typing import Any
 from mind_nemo.core.corpus import CorpusConfig, Source, resolve_sources
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.package_files import data_path
-from mind_nemo.mix.config import SOURCE_KINDS, SourceConfig
+from mind_nemo.core.run_folder import CONVERSATIONS, PART_GLOB, SHARD_GLOB, RunFolder
+from mind_nemo.mix.config import SourceConfig
 from mind_nemo.mix.readers import Unit, load_hf_disk
 
 log = logging.getLogger(__name__)
@@ -72,17 +73,9 @@ def check_name(name: str) -> None:
 
 def resolve(name: str, cfg: SourceConfig, split_bytes: int) -> ResolvedSource:
     """Find the files of a source and cut them into units; a mistake is one clear line."""
-    check_name(name)
-    if cfg.kind not in SOURCE_KINDS:
-        raise UserError(
-            f"source {name!r}: unknown kind {cfg.kind!r}; use one of {', '.join(SOURCE_KINDS)}"
-        )
+    check_name(name)  # kind, limits, split_bytes: checked by SourceConfig and MixConfig
     if not cfg.path:
         raise UserError(f"sources.{name}.path is not set (a corpus path or a run folder)")
-    if cfg.limit_documents is not None and cfg.limit_documents < 0:
-        raise UserError(f"sources.{name}.limit_documents must be >= 0 or null")
-    if split_bytes < 1:
-        raise UserError(f"split_bytes must be >= 1, got {split_bytes}")
     try:
         sources = resolve_sources(_corpus_config(name, cfg))
     except UserError as err:
@@ -107,23 +100,24 @@ def _corpus_config(name: str, cfg: SourceConfig) -> CorpusConfig:
     run = Path(os.path.expanduser(path))
     if not run.is_dir():
         raise UserError(f"source {name!r}: run folder not found: {path}")
-    if not (run / "manifest.json").is_file():
+    layout = RunFolder(run)
+    if not layout.manifest.is_file():
         log.warning("source %r: %s has no manifest.json yet; is that run finished?", name, run)
     if cfg.kind == "variant":
         if not cfg.variant:
             raise UserError(f"source {name!r}: kind=variant needs variant=longest|all|concat|raw")
-        folder = run / "variants" / cfg.variant
+        folder = layout.variant(cfg.variant)
         if not folder.is_dir():
-            found = sorted(p.name for p in (run / "variants").glob("*") if p.is_dir())
+            found = layout.variant_names()
             raise UserError(
                 f"source {name!r}: {run} has no variant {cfg.variant!r} "
                 f"(found: {', '.join(found) or 'none'}; run python -m mind_nemo.filter first)"
             )
-        return CorpusConfig(path=str(folder / "part-*.jsonl"), format="jsonl")
-    folder = run / "conversations"
+        return CorpusConfig(path=str(folder / PART_GLOB), format="jsonl")
+    folder = layout.subfolder(CONVERSATIONS)
     if not folder.is_dir():
         raise UserError(f"source {name!r}: {run} has no conversations/ folder")
-    return CorpusConfig(path=str(folder / "shard-*.jsonl"), format="jsonl")
+    return CorpusConfig(path=str(folder / SHARD_GLOB), format="jsonl")
 
 
 def _describe(source: Source) -> dict[str, Any]:

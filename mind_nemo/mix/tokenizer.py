@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -212,7 +212,8 @@ def build_encoder(spec: dict[str, Any], threads: int = 1) -> Encoder:
         slow = AutoTokenizer.from_pretrained(spec["name"])
         return Encoder(
             lambda texts: slow(texts, add_special_tokens=False)["input_ids"],
-            lambda ids: slow.decode(list(ids)),
+            # decode() of one flat id list is a str; transformers types it str | list[str].
+            lambda ids: cast(str, slow.decode(list(ids))),
         )
     if kind == "sentencepiece":
         import sentencepiece

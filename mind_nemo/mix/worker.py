@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mind_nemo.core.children import die_with_parent
 from mind_nemo.core.records import text_problem
 from mind_nemo.mix.tokenizer import Encoder, build_encoder
 
@@ -58,12 +59,18 @@ class _State:
 _STATE: _State | None = None
 
 
-def init_worker(spec: dict[str, Any], eod: int | None, dtype: str) -> None:
+def init_worker(
+    spec: dict[str, Any], eod: int | None, dtype: str, parent_pid: int | None = None
+) -> None:
     """Pool initializer: one single-threaded tokenizer per process (processes are the threads).
 
     Hugging Face tokenizers get a one-thread rayon pool rather than ``TOKENIZERS_PARALLELISM=
-    false``: its serial code path encodes about a third slower per CPU-second (bench/).
+    false``: its serial code path encodes about a third slower per CPU-second (bench/). With
+    ``parent_pid`` the worker dies with the mix process: a pool worker outliving a SIGKILLed
+    parent would otherwise wait on its task pipe forever.
     """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
     global _STATE
@@ -129,7 +136,7 @@ def parse_jsonl_block(
         if styles and row.get(STYLE_FIELD) not in styles:
             filtered += 1
             continue
-        text = row.get(text_field)
+        text: Any = row.get(text_field)  # any JSON value until text_problem has checked it
         reason = text_problem(text)
         if reason:
             skipped[reason] += 1

@@ -2,8 +2,9 @@
 
 The bytes are produced by megatron-core's own ``IndexedDatasetBuilder`` (the format's writer, so
 Megatron-LM and NeMo read what we write). Files are built under hidden temporary names next to
-their final place and renamed on :meth:`DatasetWriter.commit`; the JSON marker recorded after the
-rename is what says "done", so a crash at any moment leaves nothing that looks finished.
+their final place and renamed on :meth:`DatasetWriter.commit`; the done marker recorded after the
+rename (the run folder's one marker design: identity, sizes and checksums of the .bin/.idx) is
+what says "done", so a crash at any moment leaves nothing that looks finished.
 
 Batches arrive as one flat array plus per-document lengths. Appending them goes through the
 builder's own state (data file, ``sequence_lengths``, ``document_indices``) in one write per
@@ -14,16 +15,19 @@ it), which is also what newer megatron-core's ``add_documents`` does.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mind_nemo.core.jsonl import write_json_atomic
-from mind_nemo.core.run_folder import file_sha256
+from mind_nemo.core.run_folder import (
+    file_sha256,
+    publish,
+    read_done,
+    temp_path,
+    write_marker,
+)
 
 #: Megatron's naming for a document-level dataset of the ``text`` field.
 SUFFIX = "_text_document"
@@ -40,10 +44,6 @@ def megatron_indexed_dataset() -> Any:
 
 def prefix_paths(prefix: Path) -> tuple[Path, Path]:
     return Path(f"{prefix}.bin"), Path(f"{prefix}.idx")
-
-
-def temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
 
 
 class DatasetWriter:
@@ -77,7 +77,7 @@ class DatasetWriter:
         data = np.ascontiguousarray(tokens, dtype=self.dtype)
         if int(lengths.sum()) != data.size:
             raise ValueError("lengths do not add up to the number of tokens")
-        view = memoryview(data).cast("B")
+        view = data.data.cast("B")
         self.builder.data_file.write(view)
         self.sha256.update(view)
         first = len(self.builder.sequence_lengths)
@@ -89,11 +89,8 @@ class DatasetWriter:
         """Write the index, then rename both files into place; return sizes and checksums."""
         temp_bin, temp_idx = temp_path(self.bin_path), temp_path(self.idx_path)
         self.builder.finalize(str(temp_idx))
-        for path in (temp_bin, temp_idx):
-            with open(path, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(temp_bin, self.bin_path)
-        os.replace(temp_idx, self.idx_path)
+        publish(temp_bin, self.bin_path)
+        publish(temp_idx, self.idx_path)
         return {
             "prefix": str(self.prefix),
             "documents": self.documents,
@@ -115,30 +112,21 @@ class DatasetWriter:
 
 
 def marker_path(prefix: Path) -> Path:
-    return Path(f"{prefix}.json")
+    """``<prefix>.json``: the done marker beside a dataset's ``.bin``/``.idx``."""
+    return prefix.with_name(f"{prefix.name}.json")
 
 
-def write_marker(prefix: Path, record: dict[str, Any]) -> None:
+def write_dataset_marker(prefix: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Record a finished dataset; written last, it is what makes the dataset count as done."""
-    write_json_atomic(marker_path(prefix), record)
-
-
-def read_done(prefix: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The marker of a finished dataset made from ``identity``, or None if it must be (re)done."""
-    path = marker_path(prefix)
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:
-        return None
     bin_path, idx_path = prefix_paths(prefix)
-    if (
-        record.get("identity") != json.loads(json.dumps(identity))
-        or not idx_path.is_file()
-        or not bin_path.is_file()
-    ):
-        return None
-    if bin_path.stat().st_size != record.get("bin_bytes"):
-        return None
-    return record
+    known = {bin_path: record.get("bin_sha256"), idx_path: record.get("idx_sha256")}
+    digests = {path: sha for path, sha in known.items() if isinstance(sha, str)}
+    return write_marker(marker_path(prefix), record, files=[bin_path, idx_path], digests=digests)
+
+
+def read_dataset_done(prefix: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The marker of a finished dataset made from ``identity``, or None if it must be (re)done.
+
+    Sizes, not checksums, are verified: a ``.bin`` can be hundreds of gigabytes, and hashing it
+    on every rerun would cost as much as writing it."""
+    return read_done(marker_path(prefix), expect={"identity": identity}, verify="size")

@@ -10,19 +10,28 @@ the iteration and every rank's RNG states.
 A *base* checkpoint is different: weights only (fresh optimizer and schedule, as continued
 pretraining does), from a folder that is either a dist checkpoint or a Megatron-LM checkpoint
 root with its marker.
+
+Saving starts processes: megatron forks one writer per file bucket (they die with us through
+the at-fork hook :func:`mind_nemo.pretrain.runtime.init` installs) and, on first use, spawns a
+multiprocessing manager that serves its results queue for the rest of the run. That manager is
+started here, by :func:`_results_queue_dies_with_us`, so that a SIGKILLed run does not leave it
+(and with it the resource tracker) behind.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import shutil
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from mind_nemo.core.children import die_with_parent
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic
 
@@ -106,10 +115,31 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+_manager: SyncManager | None = None
+
+
+def _results_queue_dies_with_us() -> None:
+    """Start the manager behind megatron's write-results queue ourselves, with a parent-death
+    signal, before megatron starts one of its own that outlives a SIGKILLed run.
+
+    megatron-core (0.16) creates it lazily as ``filesystem_async._results_queue`` from a spawn
+    context ``Manager()`` with no initializer; a version without that global is left alone
+    (tests/pretrain/test_orphans.py would then show what stays behind)."""
+    global _manager
+    from megatron.core.dist_checkpointing.strategies import filesystem_async
+
+    if getattr(filesystem_async, "_results_queue", True) is not None:
+        return
+    _manager = SyncManager(ctx=multiprocessing.get_context("spawn"))
+    _manager.start(initializer=die_with_parent, initargs=(os.getpid(),))
+    filesystem_async._results_queue = _manager.Queue()
+
+
 def save(root: Path, iteration: int, model: Any, optimizer: Any, scheduler: Any) -> Path:
     """Write checkpoint ``iteration`` (all ranks call this), then move the marker to it."""
     from megatron.core import dist_checkpointing
 
+    _results_queue_dies_with_us()
     final, tmp = iter_dir(root, iteration), root / f"iter_{iteration:07d}.tmp"
     is_main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     if is_main:

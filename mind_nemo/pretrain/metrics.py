@@ -34,7 +34,7 @@ class MetricsLogger:
     def log(self, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        row = {"step": step, "time": round(time.time(), 3)}
+        row: dict[str, Any] = {"step": step, "time": round(time.time(), 3)}
         for key, value in values.items():
             row[key] = None if isinstance(value, float) and math.isnan(value) else value
         with open(self.path, "a") as f:

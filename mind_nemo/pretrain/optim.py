@@ -20,7 +20,8 @@ from mind_nemo.pretrain.config import RecipeConfig
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Megatron's rule: no weight decay on biases and norm weights (1-D parameters)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim == 1 else decay).append(param)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.pretrain import base as base_lib
-from mind_nemo.pretrain.config import STEPS, PretrainConfig
+from mind_nemo.pretrain.config import PretrainConfig
 
 
 def _check_run_folder(cfg: PretrainConfig, raw: DictConfig | None) -> None:
@@ -24,7 +24,8 @@ def _check_run_folder(cfg: PretrainConfig, raw: DictConfig | None) -> None:
     out = Path(cfg.output_dir)
     saved = out / "config.yaml"
     if saved.is_file():
-        previous = OmegaConf.load(saved).get("pretrain", {})
+        loaded = OmegaConf.load(saved)  # a mapping: we wrote it (a list would be no run of ours)
+        previous = loaded.get("pretrain", {}) if isinstance(loaded, DictConfig) else {}
         if previous.get("name") not in (None, cfg.pretrain.name):
             raise UserError(
                 f"{out} holds a {previous.get('name')} run; use another output_dir for "
@@ -39,8 +40,6 @@ def run_pretrain(cfg: PretrainConfig, raw: DictConfig | None = None) -> dict[str
     """Run ``cfg.step``; return the manifest (also written to ``output_dir/manifest.json``)."""
     from mind_nemo.pretrain import data, runtime
 
-    if cfg.step not in STEPS:
-        raise UserError(f"step={cfg.step} is not one of {', '.join(STEPS)}")
     started = time.time()
     base = base_lib.resolve(cfg.base_checkpoint)
     blend = data.read_blend(cfg.mix_dir)

@@ -3,7 +3,9 @@
 Megatron-core needs ``torch.distributed`` even for a single process (its layers ask for the
 tensor-parallel rank). Under torchrun (``RANK``/``WORLD_SIZE`` set) we join the launcher's group
 with NCCL; alone we start a one-process gloo group on a free loopback port. On CPU the shims of
-:mod:`mind_nemo.pretrain.cpu_shims` are applied before any model is built.
+:mod:`mind_nemo.pretrain.cpu_shims` are applied before any model is built. From here on every
+child forked from the main thread (megatron's checkpoint writers) dies with this process, so a
+SIGKILLed rank leaves nothing running.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mind_nemo.core.children import forked_children_die_with_this_process
 from mind_nemo.core.errors import UserError
 from mind_nemo.pretrain import cpu_shims
 from mind_nemo.pretrain.config import RecipeConfig
@@ -49,6 +52,7 @@ def init(recipe: RecipeConfig, cpu_threads: int | None = None) -> Runtime:
 
     if importlib.util.find_spec("psutil") is None:  # without it the checkpoint writer dies and
         raise UserError("checkpoint saving needs psutil: pip install psutil")  # its parent hangs
+    forked_children_die_with_this_process()
     on_gpu = torch.cuda.is_available()
     tp = recipe.parallel.tensor_model_parallel_size
     pp = recipe.parallel.pipeline_model_parallel_size

@@ -19,6 +19,7 @@ from typing import Any
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import iter_jsonl
+from mind_nemo.core.run_folder import CONVERSATIONS, REJECTS, RunFolder
 from mind_nemo.filter.rules.speakers import parse_dialogue
 
 
@@ -85,11 +86,11 @@ class ReportData:
 
 def _manifest_of_synthesize_run(run_dir: Path) -> dict[str, Any]:
     """The run manifest (merged or unsharded), else the shard manifests summed."""
-    path = run_dir / "manifest.json"
+    path = RunFolder(run_dir).manifest
     if path.is_file():
         return json.loads(path.read_text())
     by_style: dict[str, Counter] = defaultdict(Counter)
-    shards = sorted((run_dir / "manifests").glob("shard-*.json"))
+    shards = RunFolder(run_dir).shard_manifests()
     for shard in shards:
         for style, t in json.loads(shard.read_text()).get("by_style", {}).items():
             by_style[style].update(t)
@@ -98,7 +99,7 @@ def _manifest_of_synthesize_run(run_dir: Path) -> dict[str, Any]:
 
 def _timelines(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     found = {}
-    for path in sorted((run_dir / "manifests").glob("shard-*.json")):
+    for path in RunFolder(run_dir).shard_manifests():
         data = json.loads(path.read_text())
         found[path.stem] = list((data.get("session") or {}).get("timeline") or [])
     return found
@@ -108,12 +109,12 @@ def collect(run_dir: Path, max_points: int = 100_000, seed: int = 0) -> ReportDa
     if not run_dir.is_dir():
         raise UserError(f"run folder not found: {run_dir}")
     rng = random.Random(seed)
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    folder = RunFolder(run_dir)
+    manifest = json.loads(folder.manifest.read_text()) if folder.manifest.is_file() else {}
     if manifest.get("stage") == "filter":
         source = Path(manifest["source_run"])
         data = ReportData(run_dir, "filtered", manifest, source if source.is_dir() else None)
-    elif list((run_dir / "conversations").glob("shard-*.jsonl")):
+    elif folder.shard_files(CONVERSATIONS):
         data = ReportData(run_dir, "synthesize", _manifest_of_synthesize_run(run_dir), run_dir)
     else:
         raise UserError(
@@ -147,14 +148,15 @@ def _sample_lengths_and_turns(
 def _count_filtered(data: ReportData, max_points: int, rng: random.Random) -> None:
     m = data.manifest
     counted: dict[str, Counter] = defaultdict(Counter)
-    for path in sorted((data.run_dir / "conversations").glob("shard-*.jsonl")):
+    folder = RunFolder(data.run_dir)
+    for path in folder.shard_files(CONVERSATIONS):
         for row in iter_jsonl(path):
             style = row["conversational_style"]
             counted[style]["kept"] += 1
             counted[style]["tokens"] += as_int(row.get("tokens"))
             data.kept[style] += 1
             _sample_lengths_and_turns(data, row, as_int(row.get("tokens")), max_points, rng)
-    for path in sorted((data.run_dir / "rejects").glob("shard-*.jsonl")):
+    for path in folder.shard_files(REJECTS):
         for row in iter_jsonl(path):
             style = row.get("conversational_style")
             style = style if isinstance(style, str) and style else "<unknown>"
@@ -170,7 +172,7 @@ def _count_filtered(data: ReportData, max_points: int, rng: random.Random) -> No
             )
     for name, expected in m.get("variants", {}).items():
         rows = tokens = 0
-        for path in sorted((data.run_dir / "variants" / name).glob("part-*.jsonl")):
+        for path in folder.variant_parts(name):
             for row in iter_jsonl(path):
                 rows += 1
                 tokens += as_int(row.get("tokens"))
@@ -182,7 +184,7 @@ def _count_source(data: ReportData, max_points: int, rng: random.Random) -> None
     """Generation-side numbers from the synthesize run (every generated row)."""
     assert data.source_dir is not None and data.prompt_completion and data.created
     counted: dict[str, Counter] = defaultdict(Counter)
-    for path in sorted((data.source_dir / "conversations").glob("shard-*.jsonl")):
+    for path in RunFolder(data.source_dir).shard_files(CONVERSATIONS):
         for row in iter_jsonl(path):
             style = row.get("conversational_style")
             if not isinstance(style, str):  # the shard manifests count every row with a style

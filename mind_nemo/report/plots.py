@@ -86,9 +86,9 @@ def filter_reasons(data: ReportData) -> bytes:
         left = [0] * len(styles)
         columns = [("kept", [data.kept[s] for s in styles])]
         columns += [(r, [data.reasons[s][r] for s in styles]) for r in reasons]
-        colors = plt.get_cmap("tab20").colors
+        cmap = plt.get_cmap("tab20")  # 20 distinct colours, cmap(i) is the i-th
         for i, (label, values) in enumerate(columns):
-            ax.barh(styles, values, left=left, label=label, color=colors[i % len(colors)])
+            ax.barh(styles, values, left=left, label=label, color=cmap(i % cmap.N))
             left = [a + b for a, b in zip(left, values, strict=True)]
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         ax.set_xlabel("conversations")

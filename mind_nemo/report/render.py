@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 
 from mind_nemo.core.cli import CONFIG_PATH
 from mind_nemo.core.config import typed_config
-from mind_nemo.core.errors import UserError, exit_on_user_error
+from mind_nemo.core.errors import exit_on_user_error
 from mind_nemo.core.jsonl import write_atomic
+from mind_nemo.core.run_folder import REPORT_HTML, REPORT_MD, REPORT_PLOTS
 from mind_nemo.report.config import ReportConfig
 from mind_nemo.report.data import ReportData, collect
 
@@ -141,25 +142,23 @@ def render_html(blocks: list[Block]) -> str:
     return f"<!DOCTYPE html>\n<html><head>{head}</head><body>\n" + "\n".join(body) + FOOT
 
 
-def write_report(cfg: ReportConfig) -> dict[str, Path]:
-    if cfg.max_points < 1:
-        raise UserError(f"max_points={cfg.max_points} must be >= 1")
+def write_report(cfg: ReportConfig) -> dict[str, Path | bool]:
     data = collect(Path(cfg.run_dir), cfg.max_points, cfg.seed)
     out = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.run_dir)
     blocks = build_blocks(data)
-    plots = out / "report_plots"
+    plots = out / REPORT_PLOTS
     plots.mkdir(parents=True, exist_ok=True)
     for kind, value in blocks:
         if kind == "img":
             name, _, png = value
             (plots / f"{name}.png").write_bytes(png)
-    write_atomic(out / "report.md", render_markdown(blocks, "report_plots"))
-    write_atomic(out / "report.html", render_html(blocks))
-    return {"md": out / "report.md", "html": out / "report.html", "all_match": data.all_match}
+    write_atomic(out / REPORT_MD, render_markdown(blocks, REPORT_PLOTS))
+    write_atomic(out / REPORT_HTML, render_html(blocks))
+    return {"md": out / REPORT_MD, "html": out / REPORT_HTML, "all_match": data.all_match}
 
 
 @exit_on_user_error
-def run_report(raw: DictConfig) -> dict[str, Path]:
+def run_report(raw: DictConfig) -> dict[str, Path | bool]:
     cfg = typed_config(raw, ReportConfig)
     paths = write_report(cfg)
     print(f"report: {paths['md']}\n        {paths['html']}")

@@ -175,18 +175,25 @@ class StubProcess:
     """This server in a subprocess on a free loopback port, for tests and benchmarks.
 
     ``StubProcess("--latency", "0,0.01")`` returns once ``/health`` answers; ``url`` is the
-    ``/v1`` base URL; ``stop()`` (or leaving a ``with`` block) kills it.
+    ``/v1`` base URL; ``stop()`` (or leaving a ``with`` block) kills it. ``kill()`` then
+    ``restart()`` simulate an outage: the server vanishes mid-run (connections reset, new ones
+    refused) and comes back on the same port with the same arguments.
     """
 
     def __init__(self, *args: str, startup_timeout_s: float = 30.0) -> None:
         from mind_nemo.servers.launch import free_port
 
+        self.args = args
+        self.startup_timeout_s = startup_timeout_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(self.port), *args]
+            [sys.executable, "-m", "mind_nemo.servers.stub", "--port", str(self.port), *self.args]
         )
-        deadline = time.monotonic() + startup_timeout_s
+        deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"stub server exited with status {self.proc.returncode}")
@@ -196,7 +203,18 @@ class StubProcess:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"stub server did not answer /health in {startup_timeout_s:.0f}s")
+        raise RuntimeError(f"stub server did not answer /health in {self.startup_timeout_s:.0f}s")
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: in-flight requests get no answer."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> None:
+        """Start the server again on the same port (killing it first if it still runs)."""
+        if self.proc.poll() is None:
+            self.kill()
+        self._start()
 
     def overrides(self) -> list[str]:
         """synthesize overrides that point at this stub (tokenizer: the embedded one)."""

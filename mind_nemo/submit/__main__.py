@@ -23,7 +23,7 @@ from mind_nemo.core.errors import UserError, exit_on_user_error
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.core.package_files import config_folder
 from mind_nemo.core.tables import format_table
-from mind_nemo.submit.config import EXECUTORS, SubmitConfig
+from mind_nemo.submit.config import SubmitConfig
 from mind_nemo.submit.plan import Job, build_plan, load_config
 from mind_nemo.submit.sbatch import require_sbatch, submit
 
@@ -80,9 +80,7 @@ def run_local(cfg: SubmitConfig, jobs: list[Job]) -> None:
 
 @exit_on_user_error
 def run_submit(raw: DictConfig) -> list[Job]:
-    cfg = load_config(raw)
-    if cfg.executor not in EXECUTORS:
-        raise UserError(f"executor={cfg.executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    cfg = load_config(raw)  # executor, stages, resources: checked by SubmitConfig
     jobs = build_plan(cfg)
     if not jobs:
         raise UserError("no stage selected (all disabled, or stages=[...] names none of them)")

@@ -3,8 +3,12 @@
 An experiment file under ``hydra_configs/experiment/`` fills :class:`SubmitConfig`: the stages'
 own overrides (passed verbatim to ``python -m mind_nemo.<stage>``), the resources each SLURM job
 asks for, and the data paths a user must set. Run folders are derived in ``dirs`` so stages find
-each other's output without the user repeating paths. A typo in any key fails at start-up with
-one line (Hydra structured configs), before a script is rendered or a job submitted.
+each other's output without the user repeating paths. A typo in any key or a value out of its
+range fails at start-up with one line (Hydra structured configs, each setting's range declared
+with :func:`~mind_nemo.core.config.setting`), before a script is rendered or a job submitted.
+
+A paper row's reported scores are read from :mod:`mind_nemo.evaluate.paper`, the one place the
+paper's numbers live: an experiment file says ``paper: ${mind_nemo.paper_scores:ROW}``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
-from mind_nemo.core.config import register_schema
+from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.evaluate.paper import row_scores
 
 #: Pipeline stages in chain order; each is ``python -m mind_nemo.<stage>``.
 STAGES: tuple[str, ...] = ("synthesize", "merge", "filter", "mix", "pretrain", "evaluate")
@@ -30,15 +35,18 @@ class Resources:
     qos: str | None = None
     #: Wall-clock limit (``HH:MM:SS`` or ``D-HH:MM:SS``).
     time: str | None = "04:00:00"
-    nodes: int = 1
-    ntasks_per_node: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
+    nodes: int = setting(1, ge=1)
+    ntasks_per_node: int = setting(1, ge=1)
+    gpus_per_node: int = setting(0, ge=0)
+    cpus_per_task: int = setting(1, ge=1)
     #: Memory per node, e.g. ``64G``; ``null``: SLURM's default.
     mem: str | None = None
     exclusive: bool = False
     #: Further sbatch flags, one per item, e.g. ``--constraint=h100``.
     extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -60,11 +68,14 @@ class SynthesizeSpec(StageSpec):
     """The generation job array: ``tasks`` shards, each against its own or a shared server."""
 
     #: Array tasks = shards of the corpus (by document-id hash).
-    tasks: int = 1
+    tasks: int = setting(1, ge=1)
     #: At most this many tasks run at once (``%N`` in ``--array``); ``null``: no cap.
-    max_parallel: int | None = None
+    max_parallel: int | None = setting(None, ge=1)
     #: Port of a server that spans nodes (launched by the job, not by synthesize).
-    server_port: int = 8000
+    server_port: int = setting(8000, ge=1, le=65535)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -95,13 +106,16 @@ class SlurmConfig:
     #: Environment variables exported in every job.
     env: dict[str, str] = field(default_factory=dict)
     #: Seconds before the time limit at which a synthesize task is told to stop and requeue.
-    signal_lead_s: int = 300
+    signal_lead_s: int = setting(300, ge=0)
     #: Defaults for every job's resources when the stage leaves them ``null``.
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
     #: Submit every job held (``scontrol release`` starts them); for inspecting a chain.
     hold: bool = False
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -110,7 +124,11 @@ class SubmitConfig:
 
     name: str = MISSING
     description: str = ""
-    #: The paper's reported scores for this row (GSM8K, MATH, MMLU-STEM, MMLU, GR, Avg).
+    #: The conversational style of a single-style row; the shared row file
+    #: (``experiment/base/owm4b_style.yaml``) builds its name, sources and scores from it.
+    style: str | None = None
+    #: The paper's reported scores for this row (GSM8K, MATH, MMLU-STEM, MMLU, GR, Avg), read
+    #: from :mod:`mind_nemo.evaluate.paper` with ``${mind_nemo.paper_scores:ROW}``.
     paper: dict[str, float] = field(default_factory=dict)
     #: Data locations the user sets (corpus, general web, base checkpoint, runs root, ...).
     paths: dict[str, Any] = field(default_factory=dict)
@@ -123,11 +141,20 @@ class SubmitConfig:
     evaluate: StageSpec = field(default_factory=StageSpec)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     #: ``slurm`` (one job per stage, chained with afterok) or ``local`` (stages one after another).
-    executor: str = "slurm"
+    executor: str = setting("slurm", choices=EXECUTORS)
     #: Render (and print) every script and command; submit or run nothing.
     dry_run: bool = False
     #: Only these stages (in chain order); empty: every enabled stage.
     stages: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            why = f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}"
+            raise bad_value("stages", list(self.stages), why)
+
 
 register_schema("submit_schema", SubmitConfig)
+if not OmegaConf.has_resolver("mind_nemo.paper_scores"):
+    OmegaConf.register_new_resolver("mind_nemo.paper_scores", row_scores)

@@ -66,9 +66,6 @@ class Job:
 
 def selected_stages(cfg: SubmitConfig) -> list[str]:
     """Enabled stages in chain order, narrowed to ``stages`` when the user lists some."""
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown:
-        raise UserError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     wanted = cfg.stages or list(STAGES)
     return [s for s in STAGES if s in wanted and getattr(cfg, s).enabled]
 
@@ -97,12 +94,15 @@ def _compose(stage: str, overrides: list[str]) -> Any | None:
         return None
     with contextlib.suppress(ModuleNotFoundError):
         importlib.import_module(SCHEMA_MODULES[stage])
-    try:
-        return compose(config_name=stage, overrides=overrides)
-    except Exception as err:  # Hydra raises several unrelated types for a bad override
-        from mind_nemo.core.cli import one_line
+    from mind_nemo.core.cli import config_problem, one_line
 
+    try:
+        cfg = compose(config_name=stage, overrides=overrides)
+    except Exception as err:  # Hydra raises several unrelated types for a bad override
         raise UserError(f"{stage} overrides of this experiment: {one_line(str(err))}") from None
+    if problem := config_problem(cfg):  # an unknown `+key` or a value out of range
+        raise UserError(f"{stage} overrides of this experiment: {problem}")
+    return cfg
 
 
 def _synthesize_server(cfg: SubmitConfig) -> ServerConfig:
@@ -160,8 +160,6 @@ def _module(stage: str) -> list[str]:
 
 def _synthesize_job(cfg: SubmitConfig, stage: str, python: str, common: dict) -> Job:
     spec = cfg.synthesize
-    if spec.tasks < 1:
-        raise UserError(f"synthesize.tasks={spec.tasks} must be >= 1")
     server = _synthesize_server(cfg)
     args = stage_args(cfg, stage)
     res = dataclasses.replace(spec.resources)

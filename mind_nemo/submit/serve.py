@@ -87,9 +87,10 @@ def _server_config(overrides: list[str]) -> ServerConfig:
     from hydra import compose, initialize_config_module
 
     from mind_nemo.core.config import typed_config
+    from mind_nemo.core.package_files import CONFIG_MODULE
     from mind_nemo.synthesize.config import SynthesizeConfig
 
-    with initialize_config_module("hydra_configs", version_base="1.3"):
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         raw = compose(config_name="synthesize", overrides=overrides)
     return typed_config(raw, SynthesizeConfig).server
 

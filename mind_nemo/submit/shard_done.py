@@ -9,33 +9,25 @@ requeued array re-runs finished tasks; both cost seconds this way.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from mind_nemo.core.run_folder import file_sha256, shard_name
+from mind_nemo.core import run_folder
+
+USAGE = "usage: python -m mind_nemo.submit.shard_done RUN_DIR SHARD_ID NUM_SHARDS"
 
 
 def shard_complete(run_dir: Path, shard_id: int, num_shards: int) -> bool:
-    """The shard's manifest says complete and its conversations still match the checksum."""
-    name = shard_name(shard_id, num_shards)
-    manifest_path = run_dir / "manifests" / f"{name}.json"
-    conversations = run_dir / "conversations" / f"{name}.jsonl"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        return False
-    if manifest.get("status") != "complete" or not conversations.is_file():
-        return False
-    return file_sha256(conversations) == manifest.get("conversations_sha256")
+    """The shard is complete by the run folder's one definition (the same check merge makes)."""
+    return run_folder.shard_complete(run_dir, run_folder.shard_name(shard_id, num_shards))
 
 
 def main(argv: list[str]) -> int:
+    if argv in (["-h"], ["--help"]):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return 0
     if len(argv) != 3 or not argv[1].isdigit() or not argv[2].isdigit():
-        print(
-            "usage: python -m mind_nemo.submit.shard_done RUN_DIR SHARD_ID NUM_SHARDS",
-            file=sys.stderr,
-        )
+        print(USAGE, file=sys.stderr)
         return 2
     return 0 if shard_complete(Path(argv[0]), int(argv[1]), int(argv[2])) else 1
 

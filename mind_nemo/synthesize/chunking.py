@@ -9,9 +9,27 @@ line break, else any whitespace, and only as a last resort between two tokens. A
 leave a window much shorter than the target is not accepted; the next kind of boundary is tried
 instead, so contexts stay close to the budget.
 
-The document is tokenised once. Each token boundary gets a rank (how good a cut it is) in one
-linear pass over the offsets, and each cut is then found by binary search in per-rank lists, so
-chunking stays linear in the document length however long the page is.
+Each token boundary gets a rank (how good a cut it is) in one linear pass over the offsets, and
+each cut is then found by binary search in per-rank lists, so chunking stays linear in the
+document length however long the page is.
+
+**Memory.** Web corpora hold the odd 20 MB page (a log, a dump, a table). One tokenizer call on
+it makes the Rust encoding plus a Python list of millions of offset tuples: gigabytes. So a
+document longer than :data:`PIECE_CHARS` is tokenised piece by piece, each piece ending at a
+whitespace boundary near a paragraph break, and every token's offsets are shifted by its piece's
+start; what is kept per token is 13 bytes in compact arrays (position, rank, one rank-list
+entry), never a list of Python objects. A junction is accepted only where a probe shows the
+tokenizer splits the text there anyway (tokenising the text around it whole and in two halves
+gives the same tokens), so the tokens, and thus the contexts, are those of one call over the
+whole document; where no such junction is found near the target (no whitespace for a whole
+piece) the piece is cut anyway and a token or two at that point may differ. Documents up to
+:data:`PIECE_CHARS` (nearly all pages) are tokenised in one call, exactly as before.
+
+**Display math** (``$$..$$``, ``\\[..\\]``, equation environments) is paired in one linear pass.
+An unmatched delimiter must not turn the prose after it into "math" (that would forbid the
+sentence cuts there), so a span cannot cross a blank line (TeX refuses a paragraph break inside
+display math too) and cannot exceed :data:`MAX_MATH_CHARS`; an opener that runs into either is
+dropped and the next delimiter is considered afresh.
 """
 
 from __future__ import annotations
@@ -19,6 +37,8 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,52 +63,49 @@ RANK_TOKEN = 5
 RANK_UNCLEAN = 6
 NUM_RANKS = 7
 
+#: Longest text given to the tokenizer in one call; longer documents are tokenised in pieces
+#: of at most this many characters (the tokenizer needs ~200 bytes per character transiently).
+PIECE_CHARS = 1 << 17
+#: Characters either side of a piece junction that the probe tokenises to check it.
+PROBE_CHARS = 256
+#: Junction candidates probed per piece before cutting at the best one unchecked.
+MAX_PROBES = 8
+#: A display-math span longer than this is taken for an unmatched opener and ignored. Long
+#: ``align`` blocks stay under it; an unmatched ``$$`` pairing with one far away does not.
+MAX_MATH_CHARS = 3000
+
 #: Characters that may close a sentence after its final punctuation: ``said." Then``.
 _CLOSERS = "\"')]}\u201d\u2019\u00bb*_"
 _SENTENCE_END = ".?!"
 _WHITESPACE = re.compile(r"\s+")
+#: A blank line: two line breaks with nothing but spaces or tabs between them.
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 #: Delimiters of display math we avoid cutting inside: ``$$``, ``\[ \]`` and environments.
 _MATH_DELIMITER = re.compile(
     r"\$\$|\\\[|\\\]"
     r"|\\(begin|end)\{(equation|align|alignat|gather|multline|eqnarray|displaymath)\*?\}"
 )
-#: A display-math block longer than this is taken for an unmatched opener and ignored.
-_MAX_MATH_CHARS = 8000
-
-
-def validate_chunk_config(cfg: ChunkConfig) -> None:
-    """Raise :class:`UserError` (one line) if ``cfg`` cannot produce sensible contexts."""
-    if cfg.context_tokens <= 0:
-        raise UserError(f"chunking.context_tokens must be > 0, got {cfg.context_tokens}")
-    if cfg.overlap_tokens < 0:
-        raise UserError(f"chunking.overlap_tokens must be >= 0, got {cfg.overlap_tokens}")
-    if cfg.overlap_tokens >= cfg.context_tokens:
-        raise UserError(
-            f"chunking.overlap_tokens ({cfg.overlap_tokens}) must be smaller than "
-            f"chunking.context_tokens ({cfg.context_tokens})"
-        )
-    if cfg.min_tokens < 0:
-        raise UserError(f"chunking.min_tokens must be >= 0, got {cfg.min_tokens}")
 
 
 @dataclass
 class _Tokenised:
-    """A document's tokenisation reduced to what cutting needs.
+    """A document's tokenisation reduced to what cutting needs, in compact arrays.
 
     ``char_pos[i]`` is the character position of the boundary before token ``i`` (``i`` in
     ``0..n``), non-decreasing, with ``char_pos[0] == 0`` and ``char_pos[n] == len(text)`` so
     that consecutive spans tile the text even when offsets have gaps or overlaps.
-    ``ranks[i]`` says how good a cut boundary ``i`` is (see ``RANK_*``).
+    ``ranks[i]`` says how good a cut boundary ``i`` is (see ``RANK_*``); ``by_rank[r]`` lists
+    the boundaries of rank ``r`` in increasing order.
     """
 
     num_tokens: int
-    char_pos: list[int]
-    ranks: list[int]
-    by_rank: list[list[int]]
+    char_pos: array
+    ranks: bytearray
+    by_rank: list[array]
 
 
-def _offsets(text: str, tokenizer: Any) -> list[tuple[int, int]]:
-    """Tokenise ``text`` once and return each token's ``(start, end)`` character offsets."""
+def _piece_offsets(text: str, tokenizer: Any) -> list[tuple[int, int]]:
+    """One tokenizer call: each token's ``(start, end)`` character offsets within ``text``."""
     try:
         encoding = tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
@@ -97,29 +114,66 @@ def _offsets(text: str, tokenizer: Any) -> list[tuple[int, int]]:
         raise UserError(
             "chunking needs a fast (Rust) Hugging Face tokenizer that returns offsets"
         ) from err
-    return [(int(a), int(b)) for a, b in encoding["offset_mapping"]]
+    return encoding["offset_mapping"]
 
 
-def _boundary_positions(
-    offsets: list[tuple[int, int]], length: int
-) -> tuple[list[int], list[bool]]:
-    """Character position of every token boundary and whether it is clean.
+def _splits_cleanly(text: str, cut: int, tokenizer: Any) -> bool:
+    """True if tokenising around ``cut`` whole or as two halves gives the same tokens."""
+    lo, hi = max(0, cut - PROBE_CHARS), min(len(text), cut + PROBE_CHARS)
+    whole = [tuple(o) for o in _piece_offsets(text[lo:hi], tokenizer)]
+    left = [tuple(o) for o in _piece_offsets(text[lo:cut], tokenizer)]
+    shift = cut - lo
+    right = [(a + shift, b + shift) for a, b in _piece_offsets(text[cut:hi], tokenizer)]
+    return whole == left + right
 
-    A boundary is clean when the next token starts at or after the end of every earlier token;
-    byte-level BPE can split one character over two tokens, whose offsets then overlap, and a
-    cut there would not re-tokenise to the same tokens.
+
+def _junction_candidates(text: str, lo: int, hi: int) -> list[int]:
+    """Where to try ending a piece within ``(lo, hi]``, best first: the last whitespace runs
+    holding a blank line, then the last other runs; each at its start (after the word before
+    it, where byte-level BPE tokenizers always split), then at its end.
+
+    Only the end of the range is scanned at first (4 KiB, growing fourfold until a blank line
+    turns up), so finding a junction costs little even in pages with hardly any.
     """
-    n = len(offsets)
-    char_pos = [0] * (n + 1)
-    clean = [True] * (n + 1)
-    furthest_end = 0
-    for i, (start, end) in enumerate(offsets):
-        if i > 0:
-            char_pos[i] = min(max(char_pos[i - 1], start), length)
-            clean[i] = start >= furthest_end
-        furthest_end = max(furthest_end, end)
-    char_pos[n] = length
-    return char_pos, clean
+    span = 4096
+    while True:
+        start = max(lo, hi - span)
+        paragraphs: list[tuple[int, int]] = []
+        others: list[tuple[int, int]] = []
+        for run in _WHITESPACE.finditer(text, start, hi):
+            a, b = run.span()
+            group = paragraphs if text.count("\n", a, b) >= 2 else others
+            group.append((a, b))
+            del group[:-MAX_PROBES]  # keep only the latest few
+        if paragraphs or start == lo:
+            runs = [*reversed(paragraphs), *reversed(others)]
+            return [p for run in runs for p in run if lo < p <= hi]
+        span *= 4
+
+
+def _piece_ends(text: str, tokenizer: Any) -> Iterator[int]:
+    """End positions of the pieces ``text`` is tokenised in (the last is ``len(text)``)."""
+    start, length = 0, len(text)
+    while length - start > PIECE_CHARS:
+        hi = start + PIECE_CHARS
+        candidates = _junction_candidates(text, start + PIECE_CHARS // 2, hi)
+        cut = next(
+            (c for c in candidates[:MAX_PROBES] if _splits_cleanly(text, c, tokenizer)),
+            candidates[0] if candidates else hi,
+        )
+        yield cut
+        start = cut
+    yield length
+
+
+def _iter_pieces(text: str, tokenizer: Any) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """``(piece_start, offsets within the piece)`` for the pieces ``text`` is tokenised in
+    (see the module doc); only one piece's offsets exist at a time."""
+    start = 0
+    for end in _piece_ends(text, tokenizer):
+        piece = text[start:end] if start or end < len(text) else text
+        yield start, _piece_offsets(piece, tokenizer)
+        start = end
 
 
 def _closer_for(match: re.Match[str]) -> str | None:
@@ -138,14 +192,19 @@ def _display_math_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of display math (``$$..$$``, ``\\[..\\]``, equation environments).
 
     One pass pairing delimiters (linear, unlike a lazy regex that rescans after every
-    unmatched opener); an opener left unclosed for ``_MAX_MATH_CHARS`` is dropped.
+    unmatched opener). An open span is dropped when a blank line or more than
+    :data:`MAX_MATH_CHARS` separate it from the next delimiter, which is then considered as
+    an opener itself; each stretch of text is searched for blank lines once.
     """
     spans: list[tuple[int, int]] = []
     closer: str | None = None
-    opened_at = 0
+    opened_at = checked_to = 0
     for match in _MATH_DELIMITER.finditer(text):
         token = match.group(0)
-        if closer is not None and match.start() - opened_at > _MAX_MATH_CHARS:
+        if closer is not None and (
+            match.start() - opened_at > MAX_MATH_CHARS
+            or _BLANK_LINE.search(text, checked_to, match.start())
+        ):
             closer = None
         if closer is None:
             closer = _closer_for(match)
@@ -153,6 +212,7 @@ def _display_math_spans(text: str) -> list[tuple[int, int]]:
         elif token == closer:
             spans.append((opened_at, match.end()))
             closer = None
+        checked_to = match.end()
     return spans
 
 
@@ -181,41 +241,79 @@ def _whitespace_rank(text: str, start: int, end: int, after_math: bool) -> int:
     return RANK_SPACE
 
 
-def _rank_boundaries(text: str, char_pos: list[int], clean: list[bool]) -> list[int]:
-    """Rank every token boundary in one sweep over whitespace runs and display-math spans."""
-    maths = _display_math_spans(text)
-    math_ends = {end for _, end in maths}
-    runs = [m.span() for m in _WHITESPACE.finditer(text)]
-    run_ranks = [_whitespace_rank(text, a, b, a in math_ends) for a, b in runs]
-    ranks = [RANK_TOKEN] * len(char_pos)
-    r = m = 0
-    for i, pos in enumerate(char_pos):
-        if not clean[i]:
-            ranks[i] = RANK_UNCLEAN
-            continue
-        while r < len(runs) and runs[r][1] < pos:
-            r += 1
-        while m < len(maths) and maths[m][1] <= pos:
-            m += 1
-        if r < len(runs) and runs[r][0] <= pos:
-            inside_math = m < len(maths) and maths[m][0] < pos
-            ranks[i] = RANK_MATH_SPACE if inside_math else run_ranks[r]
-    return ranks
+class _Ranker:
+    """Ranks clean boundaries given in increasing position, in one sweep over the whitespace
+    runs (found lazily, never listed) and the display-math spans of ``text``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.maths = _display_math_spans(text)
+        self.math_ends = {end for _, end in self.maths}
+        self.m = 0
+        self.runs = _WHITESPACE.finditer(text)
+        self.run = next(self.runs, None)
+        self.run_rank: int | None = None
+
+    def rank(self, pos: int) -> int:
+        run = self.run
+        while run is not None and run.end() < pos:
+            run = next(self.runs, None)
+            self.run_rank = None
+        self.run = run
+        maths = self.maths
+        while self.m < len(maths) and maths[self.m][1] <= pos:
+            self.m += 1
+        if run is None or run.start() > pos:
+            return RANK_TOKEN
+        if self.m < len(maths) and maths[self.m][0] < pos:
+            return RANK_MATH_SPACE
+        if self.run_rank is None:
+            a, b = run.span()
+            self.run_rank = _whitespace_rank(self.text, a, b, a in self.math_ends)
+        return self.run_rank
 
 
 def _tokenise(text: str, tokenizer: Any) -> _Tokenised:
-    """Tokenise ``text`` and rank all its token boundaries."""
-    offsets = _offsets(text, tokenizer)
-    char_pos, clean = _boundary_positions(offsets, len(text))
-    ranks = _rank_boundaries(text, char_pos, clean)
-    by_rank: list[list[int]] = [[] for _ in range(NUM_RANKS)]
-    for i, rank in enumerate(ranks):
-        by_rank[rank].append(i)
-    return _Tokenised(len(offsets), char_pos, ranks, by_rank)
+    """Tokenise ``text`` and rank all its token boundaries, streaming over the offsets.
+
+    Boundary ``i`` sits at the start of token ``i`` (kept from drifting backwards); it is clean
+    when that token starts at or after the end of every earlier token: byte-level BPE can split
+    one character over two tokens, whose offsets then overlap, and a cut there would not
+    re-tokenise to the same tokens.
+    """
+    length = len(text)
+    char_pos = array("q")
+    ranks = bytearray()
+    by_rank = [array("i") for _ in range(NUM_RANKS)]
+    rank_at = _Ranker(text).rank
+    index = pos = furthest_end = 0
+    for base, offsets in _iter_pieces(text, tokenizer):
+        for a, b in offsets:  # the hot loop: millions of tokens for a huge page
+            start, end = base + a, base + b
+            clean = start >= furthest_end
+            if index:
+                pos = min(max(pos, start), length)
+            rank = rank_at(pos) if clean or not index else RANK_UNCLEAN
+            by_rank[rank].append(index)
+            char_pos.append(pos)
+            ranks.append(rank)
+            index += 1
+            if end > furthest_end:
+                furthest_end = end
+    if index == 0:  # no tokens at all: one boundary, at the end
+        char_pos.append(length)
+        ranks.append(RANK_TOKEN)
+        by_rank[RANK_TOKEN].append(0)
+        return _Tokenised(0, char_pos, ranks, by_rank)
+    rank = rank_at(length)
+    by_rank[rank].append(index)
+    char_pos.append(length)
+    ranks.append(rank)
+    return _Tokenised(index, char_pos, ranks, by_rank)
 
 
-def _latest(indices: list[int], lo: int, hi: int) -> int | None:
-    """The largest value of the sorted list ``indices`` within ``[lo, hi]``, if any."""
+def _latest(indices: Sequence[int], lo: int, hi: int) -> int | None:
+    """The largest value of the sorted sequence ``indices`` within ``[lo, hi]``, if any."""
     k = bisect.bisect_right(indices, hi) - 1
     if k >= 0 and indices[k] >= lo:
         return indices[k]
@@ -229,7 +327,6 @@ class Chunker:
     """
 
     def __init__(self, tokenizer: Any, cfg: ChunkConfig) -> None:
-        validate_chunk_config(cfg)
         self.tokenizer = tokenizer
         self.cfg = cfg
 

@@ -2,8 +2,10 @@
 
 Each YAML file under ``hydra_configs/`` is merged onto one of these dataclasses, so a misspelt
 key or a value of the wrong type fails at start-up, before a server is launched or a file is
-written. Secrets never live here: a server config names the *environment variable* that holds
-an API key, never the key itself.
+written. Every numeric and enum setting is declared with its allowed range
+(:func:`~mind_nemo.core.config.setting`) and checked when the dataclass is built, so a value out
+of range fails the same way. Secrets never live here: a server config names the *environment
+variable* that holds an API key, never the key itself.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from mind_nemo.core.config import register_schema
+from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
 from mind_nemo.core.corpus import CorpusConfig
 from mind_nemo.servers.config import ServerConfig
 
@@ -21,40 +23,57 @@ from mind_nemo.servers.config import ServerConfig
 class ChunkConfig:
     """How documents are cut into contexts (the paper: ~500 generator tokens)."""
 
-    context_tokens: int = 500
-    overlap_tokens: int = 0
+    context_tokens: int = setting(500, ge=1)
+    #: Tokens shared by consecutive contexts; fewer than ``context_tokens``.
+    overlap_tokens: int = setting(0, ge=0)
     #: A trailing piece shorter than this is merged into the previous context.
-    min_tokens: int = 50
+    min_tokens: int = setting(50, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.overlap_tokens >= self.context_tokens:
+            why = f"must be < context_tokens={self.context_tokens}"
+            raise bad_value("overlap_tokens", self.overlap_tokens, why)
 
 
 @dataclass
 class SamplingConfig:
     """Decoding settings sent with every request (paper defaults)."""
 
-    temperature: float = 1.0
-    top_p: float = 0.9
+    temperature: float = setting(1.0, ge=0)
+    top_p: float = setting(0.9, gt=0, le=1)
     #: Prompt + completion budget per request; max new tokens = this - prompt tokens.
-    max_total_tokens: int = 4096
+    max_total_tokens: int = setting(4096, ge=1)
     #: Optional hard cap on new tokens per request (``null``: derived from the budget only).
-    max_new_tokens: int | None = None
-    seed: int | None = None
+    max_new_tokens: int | None = setting(None, ge=1)
+    seed: int | None = setting(None, ge=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
 class EngineConfig:
     """How requests are issued: concurrency, timeouts and retries."""
 
-    max_concurrent_requests: int = 256
-    request_timeout_s: float = 600.0
-    max_retries: int = 6
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
+    max_concurrent_requests: int = setting(256, ge=1)
+    request_timeout_s: float = setting(600.0, gt=0)
+    max_retries: int = setting(6, ge=0)
+    #: Wait before the first retry, doubled per retry up to ``backoff_max_s``.
+    backoff_initial_s: float = setting(1.0, ge=0)
+    backoff_max_s: float = setting(60.0, ge=0)
     #: Raise concurrency while measured throughput still grows (opt in).
     adaptive_concurrency: bool = False
     #: Seconds of throughput measured per adaptive step.
-    adaptive_window_s: float = 10.0
+    adaptive_window_s: float = setting(10.0, gt=0)
     #: Give up on a server that answers nothing for this long (dead server detection).
-    server_dead_after_s: float = 900.0
+    server_dead_after_s: float = setting(900.0, gt=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.backoff_max_s < self.backoff_initial_s:
+            why = f"must be >= backoff_initial_s={self.backoff_initial_s}"
+            raise bad_value("backoff_max_s", self.backoff_max_s, why)
 
 
 @dataclass
@@ -65,7 +84,13 @@ class StyleConfig:
     styles: list[str] = field(default_factory=list)
     #: A user's own NeMo-Skills style prompt file (only with a single style).
     prompt_file: str | None = None
-    samples_per_context: int = 1
+    samples_per_context: int = setting(1, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.prompt_file and len(self.styles) > 1:
+            why = "replaces one style's prompt; use it with a single style"
+            raise bad_value("prompt_file", self.prompt_file, why)
 
 
 @dataclass
@@ -73,13 +98,16 @@ class ProjectionConfig:
     """The full-scale job to project cost for, from this run's measured throughput."""
 
     #: Raw tokens to rewrite (OpenWebMath: 14.7B).
-    target_corpus_tokens: float = 14.7e9
+    target_corpus_tokens: float = setting(14.7e9, gt=0)
     #: Styles per context at full scale (the paper's seven).
-    styles: int = 7
+    styles: int = setting(7, ge=1)
     #: GPUs behind the measured server; ``null``: tensor_parallel_size x num_nodes (1 for CPU).
-    gpus: int | None = None
+    gpus: int | None = setting(None, ge=1)
     #: GPUs available for the full job (wall time = GPU-hours / this).
-    cluster_gpus: int = 512
+    cluster_gpus: int = setting(512, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -93,15 +121,21 @@ class SynthesizeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     #: Stop after this many contexts (per shard); ``null`` processes the whole corpus.
-    limit: int | None = None
+    limit: int | None = setting(None, ge=0)
     output_dir: str = MISSING
     #: Shards of the corpus (by document id hash); default from SLURM array variables.
-    num_shards: int | None = None
-    shard_id: int | None = None
+    num_shards: int | None = setting(None, ge=1)
+    shard_id: int | None = setting(None, ge=0)
     #: Retry only the rows listed in the run's failures file.
     retry_failed: bool = False
     progress: bool = True
+    #: Hold an exclusive flock on ``locks/<shard>.lock`` while writing, so a second copy of the
+    #: same task refuses to start; ``false`` only where the filesystem cannot flock (see README).
+    lock: bool = True
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -111,7 +145,10 @@ class MergeConfig:
     run_dir: str = MISSING
     #: Write the Parquet export (one folder per style).
     export_parquet: bool = True
-    rows_per_file: int = 500_000
+    rows_per_file: int = setting(500_000, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 register_schema("synthesize_schema", SynthesizeConfig)

@@ -3,11 +3,12 @@
 A pool of worker coroutines pulls work items from one shared generator, so at most
 ``max_concurrent_requests`` requests are in flight and at most that many items exist in memory,
 whatever the corpus size. Each finished request is handed to ``on_success`` (which commits it)
-and each exhausted one to ``on_failure``; one bad row never stops the others. A watchdog ends the
-run cleanly when the server dies (launched process gone, or no answer for
-``server_dead_after_s``): in-flight requests are cancelled and not recorded, so they are redone
-by the next run. In adaptive mode the pool starts small and doubles while output tokens/s still
-grows by at least 5% per step.
+and each exhausted one to ``on_failure``; one bad row never stops the others. An outage is not a
+bad row: with the client's circuit breaker, requests wait while the server is unreachable instead
+of failing, and a watchdog ends the run cleanly when the server dies (launched process gone, or
+no answer for ``server_dead_after_s``): in-flight and waiting requests are cancelled and not
+recorded, so the next plain run redoes them. In adaptive mode the pool starts small and doubles
+while output tokens/s still grows by at least 5% per step.
 """
 
 from __future__ import annotations
@@ -72,12 +73,12 @@ class Engine:
                 done, _ = await asyncio.wait(self._workers, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     self._workers.discard(task)
-                    if not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # a bug in a callback: surface it
+                    if not task.cancelled() and (error := task.exception()) is not None:
+                        raise error  # a bug in a callback: surface it
         finally:
-            for task in (watchdog, tuner, *self._workers):
-                if task is not None:
-                    task.cancel()
+            for pending in (watchdog, tuner, *self._workers):
+                if pending is not None:
+                    pending.cancel()
             await asyncio.gather(
                 *(t for t in (watchdog, tuner, *self._workers) if t), return_exceptions=True
             )
@@ -132,9 +133,12 @@ class Engine:
                 return
             silent = time.monotonic() - self.client.last_response_at
             if self._in_flight and silent > self.cfg.server_dead_after_s:
+                breaker = getattr(self.client, "breaker", None)
+                how = ", unreachable" if breaker is not None and breaker.is_open else ""
                 self._end(
                     "server_dead",
-                    f"no answer from the server for {silent:.0f}s (engine.server_dead_after_s)",
+                    f"no answer from the server for {silent:.0f}s{how} "
+                    "(engine.server_dead_after_s)",
                 )
                 return
 

@@ -1,18 +1,19 @@
 """``python -m mind_nemo.merge run_dir=RUN``: check a sharded synthesize run and publish it.
 
 Each shard of a job array writes its own files and manifest. Merging refuses to go on unless
-every shard's manifest says ``complete`` and its conversation file still has the checksum the
-shard recorded; it then checks that no key appears twice across shards, writes one run-level
-``manifest.json`` (counts, tokens, checksums) and a Parquet export in the released
-Nemotron-MIND schema (``text``, ``conversational_style``, ``document_id``), one folder per style.
+every shard is complete (:func:`~mind_nemo.core.run_folder.shard_problem`: its manifest says
+``complete`` and its conversations and contexts files still have the checksums recorded there);
+it then checks that no key appears twice across shards, writes one run-level ``manifest.json``
+(counts, tokens, checksums) and a Parquet export in the released Nemotron-MIND schema (``text``,
+``conversational_style``, ``document_id``), one folder per style. The export is built beside
+its final place and swapped in whole, so a re-merge never leaves old parts beside new ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,43 +26,49 @@ from omegaconf import DictConfig
 from mind_nemo.core.cli import CONFIG_PATH
 from mind_nemo.core.config import typed_config
 from mind_nemo.core.errors import UserError, exit_on_user_error
-from mind_nemo.core.jsonl import iter_jsonl, write_json_atomic
-from mind_nemo.core.run_folder import IDENTITY_FILE, file_sha256, shard_name
+from mind_nemo.core.jsonl import iter_jsonl
+from mind_nemo.core.run_folder import (
+    IDENTITY_FILE,
+    RunFolder,
+    file_sha256,
+    publish,
+    publish_folder,
+    shard_problems,
+    staging_folder,
+    summarize,
+    take_lock,
+    temp_path,
+    write_marker,
+)
 from mind_nemo.core.tables import format_table
 from mind_nemo.synthesize.config import MergeConfig
 from mind_nemo.synthesize.shard_store import row_key
 
 RELEASED_COLUMNS = ("text", "conversational_style", "document_id")
+SHARD_FIELDS = ("conversations", "contexts", "failures", "conversations_sha256", "contexts_sha256")
+
+
+def expected_shards(run_dir: Path) -> list[str]:
+    """The shards the run planned; a folder that is not a synthesize run is one line."""
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    shards = RunFolder(run_dir).expected_shards()
+    if shards is None:
+        raise UserError(f"{run_dir} is not a synthesize run folder (no {IDENTITY_FILE})")
+    return shards
 
 
 def check_shards(run_dir: Path) -> tuple[int, list[dict[str, Any]]]:
     """Every shard present, complete and unmodified; return (num_shards, manifests)."""
-    identity_path = run_dir / IDENTITY_FILE
-    if not identity_path.is_file():
-        raise UserError(f"{run_dir} is not a synthesize run folder (no {IDENTITY_FILE})")
-    num_shards = int(json.loads(identity_path.read_text())["num_shards"])
-    manifests, problems = [], []
-    for shard_id in range(num_shards):
-        name = shard_name(shard_id, num_shards)
-        path = run_dir / "manifests" / f"{name}.json"
-        if not path.is_file():
-            problems.append(f"{name} has not run")
-            continue
-        manifest = json.loads(path.read_text())
-        if manifest.get("status") != "complete":
-            problems.append(f"{name} is {manifest.get('status')}")
-            continue
-        conversations = run_dir / "conversations" / f"{name}.jsonl"
-        if file_sha256(conversations) != manifest["conversations_sha256"]:
-            problems.append(f"{name} changed after it completed (checksum mismatch)")
-            continue
-        manifests.append(manifest)
+    shards = expected_shards(run_dir)
+    problems = shard_problems(run_dir, shards)
     if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise UserError(
+            f"cannot merge {run_dir}: {summarize(problems)} (rerun those shard_id values)"
         )
-        raise UserError(f"cannot merge {run_dir}: {shown} (rerun those shard_id values)")
-    return num_shards, manifests
+    folder = RunFolder(run_dir)
+    manifests = [json.loads(folder.shard_manifest(shard).read_text()) for shard in shards]
+    return len(shards), manifests
 
 
 class StyleExport:
@@ -83,28 +90,35 @@ class StyleExport:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / f"part-{len(self.files):05d}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".parquet", dir=self.folder)
-        os.close(fd)
+        tmp = temp_path(target)
         pq.write_table(pa.table({c: pa.array(v, pa.string()) for c, v in self.buffer.items()}), tmp)
-        os.replace(tmp, target)
+        publish(tmp, target)
         self.files.append(target)
         self.buffer = {c: [] for c in RELEASED_COLUMNS}
 
 
 def merge_run(cfg: MergeConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder not found: {run_dir}")
+    if cfg.rows_per_file < 1:
+        raise UserError(f"rows_per_file={cfg.rows_per_file} must be >= 1")
+    expected_shards(run_dir)  # read-only: a folder that is not a run gets no locks/ folder
+    with take_lock(run_dir, "merge", what=f"the merge of {run_dir}"):
+        return _merge(run_dir, cfg)
+
+
+def _merge(run_dir: Path, cfg: MergeConfig) -> dict[str, Any]:
+    folder = RunFolder(run_dir)
     num_shards, manifests = check_shards(run_dir)
     seen: set[bytes] = set()
     duplicates = 0
     by_style: dict[str, dict[str, int]] = defaultdict(
         lambda: {"conversations": 0, "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
     )
+    staged = staging_folder(folder.export)
+    shutil.rmtree(staged, ignore_errors=True)  # what a killed merge left
     exports: dict[str, StyleExport] = {}
-    for shard_id in range(num_shards):
-        path = run_dir / "conversations" / f"{shard_name(shard_id, num_shards)}.jsonl"
-        for row in iter_jsonl(path):
+    for manifest in manifests:
+        for row in iter_jsonl(folder.conversations(manifest["shard"])):
             key = hashlib.blake2b(repr(row_key(row)).encode(), digest_size=12).digest()
             if key in seen:
                 duplicates += 1
@@ -117,40 +131,30 @@ def merge_run(cfg: MergeConfig) -> dict[str, Any]:
             if cfg.export_parquet:
                 style = row["conversational_style"]
                 if style not in exports:
-                    exports[style] = StyleExport(run_dir / "export" / style, cfg.rows_per_file)
+                    exports[style] = StyleExport(staged / style, cfg.rows_per_file)
                 exports[style].add(row)
     if duplicates:
+        shutil.rmtree(staged, ignore_errors=True)
         raise UserError(f"{duplicates} conversation keys appear in more than one shard")
     for export in exports.values():
         export.flush()
+    if cfg.export_parquet:
+        staged.mkdir(parents=True, exist_ok=True)  # a run of 0 conversations exports nothing
+        publish_folder(staged, folder.export)
+    files = [folder.export / p.relative_to(staged) for e in exports.values() for p in e.files]
     manifest = {
         "run_dir": str(run_dir),
         "status": "complete",
         "num_shards": num_shards,
         "conversations": sum(t["conversations"] for t in by_style.values()),
-        "contexts": sum(m["contexts"] for m in manifests),
-        "failures": sum(m["failures"] for m in manifests),
+        "contexts": sum(int(m.get("contexts") or 0) for m in manifests),
+        "failures": sum(int(m.get("failures") or 0) for m in manifests),
         "by_style": dict(sorted(by_style.items())),
-        "shards": {
-            m["shard"]: {
-                k: m[k]
-                for k in (
-                    "conversations",
-                    "contexts",
-                    "failures",
-                    "conversations_sha256",
-                    "contexts_sha256",
-                )
-            }
-            for m in manifests
-        },
+        "shards": {m["shard"]: {k: m.get(k) for k in SHARD_FIELDS} for m in manifests},
         "sessions": {m["shard"]: m.get("session", {}) for m in manifests},
-        "export": {
-            str(p.relative_to(run_dir)): file_sha256(p) for e in exports.values() for p in e.files
-        },
+        "export": {str(p.relative_to(run_dir)): file_sha256(p) for p in files},
     }
-    write_json_atomic(run_dir / "manifest.json", manifest)
-    return manifest
+    return write_marker(folder.manifest, manifest, files=files, root=run_dir)
 
 
 @exit_on_user_error
@@ -162,7 +166,8 @@ def run_merge(raw: DictConfig) -> dict[str, Any]:
     print(f"merged {manifest['num_shards']} shards of {cfg.run_dir}")
     print(format_table(["style", "conversations", "prompt tok", "completion tok"], rows))
     print(
-        f"manifest: {Path(cfg.run_dir) / 'manifest.json'}; export: {len(manifest['export'])} files"
+        f"manifest: {RunFolder(Path(cfg.run_dir)).manifest}; "
+        f"export: {len(manifest['export'])} files"
     )
     return manifest
 

@@ -1,17 +1,20 @@
 """The on-disk state of one shard of a synthesize run, and how it resumes.
 
-Layout inside a run folder (``NNNNN`` = shard id, ``MMMMM`` = number of shards)::
+Its files (paths from :class:`~mind_nemo.core.run_folder.RunFolder`; ``NNNNN`` = shard id,
+``MMMMM`` = number of shards)::
 
     conversations/shard-NNNNN-of-MMMMM.jsonl   one Conversation per line (append-only)
     contexts/shard-NNNNN-of-MMMMM.jsonl        the contexts those conversations came from
     failures/shard-NNNNN-of-MMMMM.jsonl        requests that failed after retries, with reason
-    manifests/shard-NNNNN-of-MMMMM.json        counts, tokens, checksums; ``status: complete`` marks
-                                               a shard whose whole plan is committed
+    manifests/shard-NNNNN-of-MMMMM.json        counts, tokens, checksums: a done marker whose
+                                               ``status: complete`` marks a shard whose whole
+                                               plan is committed
 
 Exactly-once: a conversation is committed by appending its line; on restart the store repairs a
 torn tail and loads the keys already present, and the planner skips them. A key is therefore
-never requested again once committed, and never written twice. Failures are kept apart so a
-normal rerun does not hammer a request that keeps failing; ``retry_failed=true`` takes them back.
+never requested again once committed, and never written twice (the stage holds the shard's
+lock, so no second process appends meanwhile). Failures are kept apart so a normal rerun does
+not hammer a request that keeps failing; ``retry_failed=true`` takes them back.
 """
 
 from __future__ import annotations
@@ -24,15 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mind_nemo.core.jsonl import (
-    JsonlAppender,
-    iter_jsonl,
-    repair_tail,
-    write_atomic,
-    write_json_atomic,
-)
+from mind_nemo.core.jsonl import JsonlAppender, iter_jsonl, repair_tail
 from mind_nemo.core.records import Context, Conversation, ConversationKey
-from mind_nemo.core.run_folder import file_sha256, shard_name
+from mind_nemo.core.run_folder import RunFolder, file_sha256, shard_name, write_atomic, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +70,11 @@ class ShardStore:
         self.run_dir = run_dir
         self.name = shard_name(shard_id, num_shards)
         self.shard_id, self.num_shards = shard_id, num_shards
-        self.conversations_path = run_dir / "conversations" / f"{self.name}.jsonl"
-        self.contexts_path = run_dir / "contexts" / f"{self.name}.jsonl"
-        self.failures_path = run_dir / "failures" / f"{self.name}.jsonl"
-        self.manifest_path = run_dir / "manifests" / f"{self.name}.json"
+        folder = RunFolder(run_dir)
+        self.conversations_path = folder.conversations(self.name)
+        self.contexts_path = folder.contexts(self.name)
+        self.failures_path = folder.failures(self.name)
+        self.manifest_path = folder.shard_manifest(self.name)
         self.done_keys: set[ConversationKey] = set()
         self.failed: dict[ConversationKey, dict[str, Any]] = {}
         self.context_keys: set[tuple[str, int]] = set()
@@ -167,7 +165,10 @@ class ShardStore:
         return totals
 
     def write_manifest(self, status: str, totals: ShardTotals, extra: dict[str, Any]) -> dict:
-        """Write the shard manifest; ``status == "complete"`` is what ``merge`` checks for."""
+        """Write the shard manifest, a done marker for the conversations and contexts files:
+        ``merge``, the filter and the SLURM shard check take ``status == "complete"`` with
+        those checksums unchanged as "this shard is finished"."""
+        digests = {p: file_sha256(p) for p in (self.conversations_path, self.contexts_path)}
         manifest = {
             "shard": self.name,
             "status": status,
@@ -175,13 +176,19 @@ class ShardStore:
             "contexts": totals.contexts,
             "failures": totals.failures,
             "by_style": totals.by_style,
-            "conversations_sha256": file_sha256(self.conversations_path),
-            "contexts_sha256": file_sha256(self.contexts_path),
+            "conversations_sha256": digests[self.conversations_path],
+            "contexts_sha256": digests[self.contexts_path],
             "written": time.time(),
             **extra,
         }
-        write_json_atomic(self.manifest_path, manifest)
-        return manifest
+        return write_marker(
+            self.manifest_path,
+            manifest,
+            files=list(digests),
+            root=self.run_dir,
+            status=status,
+            digests=digests,
+        )
 
 
 def count_by_reason(failed: dict[ConversationKey, dict[str, Any]]) -> Counter:

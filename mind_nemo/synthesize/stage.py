@@ -25,7 +25,7 @@ from mind_nemo.core.corpus import CorpusReader
 from mind_nemo.core.errors import UserError, exit_on_user_error
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
 from mind_nemo.core.records import Conversation
-from mind_nemo.core.run_folder import resolve_shard
+from mind_nemo.core.run_folder import RunFolder, check_folder_path, resolve_shard, take_lock
 from mind_nemo.core.styles import CONVERSATION_STYLES
 from mind_nemo.core.tables import format_table
 from mind_nemo.servers.client import Completion, OpenAICompatibleClient, RequestFailed
@@ -56,11 +56,7 @@ def resolve_styles(cfg: SynthesizeConfig) -> list[StylePrompt]:
             "choose a style, e.g. +style=teacher_student "
             f"(one of: {', '.join((*CONVERSATION_STYLES, 'rephrase', 'all'))})"
         )
-    styles = list(cfg.style.styles) or [cfg.style.name]
-    if cfg.style.prompt_file and len(styles) != 1:
-        raise UserError("style.prompt_file replaces one style's prompt; use it with a single style")
-    if cfg.style.samples_per_context < 1:
-        raise UserError("style.samples_per_context must be >= 1")
+    styles = list(cfg.style.styles) or [cfg.style.name]  # values: checked by StyleConfig
     return [load_prompt(style, cfg.style.prompt_file) for style in styles]
 
 
@@ -132,15 +128,22 @@ class SynthesizeRun:
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
-        if cfg.limit is not None and cfg.limit < 0:
-            raise UserError(f"limit must be >= 0 or null, not {cfg.limit}")
+        check_folder_path(self.run_dir, "output_dir")
         check_server_config(cfg.server)
         check_run_identity(self.run_dir, cfg, self.prompts, record=False)
         reader = CorpusReader(cfg.corpus)
         tokenizer = load_tokenizer(cfg.server.tokenizer or cfg.server.model)
         budget = PromptBudget(cfg, tokenizer, context_window(cfg.server))
         budget.check(self.prompts)
-        # Everything checked: from here on the run folder is ours.
+        # Everything checked: from here on the run folder is ours, and the shard only ours (a
+        # second copy of this command, e.g. a requeued SLURM task, stops here in one line).
+        self.lock = take_lock(
+            self.run_dir,
+            self.store.name,
+            what=f"{self.store.name} of {self.run_dir}",
+            enabled=cfg.lock,
+            setting="lock=false",
+        )
         check_run_identity(self.run_dir, cfg, self.prompts)
         self._save_config()
         self.store.load()
@@ -170,15 +173,28 @@ class SynthesizeRun:
         status, detail = "incomplete", ""
         try:
             with open_server(cfg.server, self.run_dir) as server:
-                outcome = asyncio.run(self._generate(server, planner.items(iter(reader))))
+                # until_error: a damaged corpus file ends the stream, in-flight work finishes.
+                outcome = asyncio.run(self._generate(server, planner.items(reader.until_error())))
             status = "complete" if outcome.status == "finished" else outcome.status
             detail = outcome.detail
+            if status == "complete" and reader.error is not None:
+                status, detail = "bad_corpus_file", str(reader.error)
+            elif status == "complete" and planner.contexts_seen == 0 and cfg.limit != 0:
+                skipped = sum(reader.skipped.values())
+                status = "no_contexts"
+                detail = (
+                    f"the corpus gave no contexts: {reader.read} documents read "
+                    f"({planner.documents_seen} in this shard), {skipped} bad rows and "
+                    f"{len(reader.bad_files)} damaged files skipped; check corpus.path and "
+                    "corpus.text_field"
+                )
         finally:
             self.progress.close()
             if cfg.retry_failed:
                 self.store.compact_failures()
             self.store.close()
             manifest = self._write_manifest(status, detail, planner, reader, budget)
+            self.lock.close()
         return manifest
 
     def _skip(self, key: tuple) -> bool:
@@ -198,6 +214,7 @@ class SynthesizeRun:
             backoff_initial_s=cfg.engine.backoff_initial_s,
             backoff_max_s=cfg.engine.backoff_max_s,
             max_connections=cfg.engine.max_concurrent_requests,
+            circuit_breaker=True,  # an outage waits (up to server_dead_after_s), rows keep tries
         )
         async with client:
             self.stats.started = time.monotonic()  # throughput counts generation time only
@@ -246,7 +263,7 @@ class SynthesizeRun:
     def _save_config(self) -> None:
         """The resolved config of this session; it holds env var names, never secrets."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.raw_cfg, resolve=True))
+        write_atomic(RunFolder(self.run_dir).config, OmegaConf.to_yaml(self.raw_cfg, resolve=True))
 
     def _write_manifest(
         self, status: str, detail: str, planner: Planner, reader: CorpusReader, budget: Any
@@ -280,13 +297,15 @@ class SynthesizeRun:
                 "documents_read": planner.documents_seen,
                 "contexts_planned": planner.contexts_seen,
                 "corpus_rows_skipped": dict(reader.skipped),
+                "corpus_files_skipped": dict(reader.bad_files),
+                "corpus_ids_renamed": reader.renamed_ids,
                 "failure_reasons": dict(count_by_reason(self.store.failed)),
                 "session": session,
                 "projection": projection,
             },
         )
         if self.num_shards == 1:
-            write_json_atomic(self.run_dir / "manifest.json", manifest)
+            write_json_atomic(RunFolder(self.run_dir).manifest, manifest)
         return manifest
 
 
@@ -326,6 +345,10 @@ def run_synthesize(raw_cfg: DictConfig) -> dict[str, Any]:
     run = SynthesizeRun(cfg, raw_cfg)
     manifest = run.run()
     print_summary(cfg, run, manifest)
+    if manifest["status"] in ("bad_corpus_file", "no_contexts"):
+        raise UserError(
+            f"{manifest['detail']} ({manifest['conversations']} conversations are committed)"
+        )
     if manifest["status"] == "server_dead":
         raise UserError(
             f"the server died; {manifest['conversations']} conversations are committed, "

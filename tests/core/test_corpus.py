@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -304,8 +305,7 @@ def _bad_file(path: Path) -> Path:
         "",
         json.dumps({"text": "good two"}),
     ]
-    data = ("\n".join(lines) + "\n").encode() + b'{"text": "\xff\xfe"}\n'
-    path.write_bytes(data)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
@@ -323,10 +323,9 @@ def test_bad_rows_are_skipped_counted_and_logged(
         "empty_text": 2,
         "non_string_text": 1,
         "not_an_object": 1,
-        "invalid_utf8": 1,
     }
     assert f"{tmp_path / 'bad.jsonl'} row 2: invalid_json" in caplog.text
-    assert "skipped 7 bad rows" in caplog.records[-1].getMessage()
+    assert "skipped 6 bad rows" in caplog.records[-1].getMessage()
 
 
 def test_skip_logging_is_rate_limited(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -452,9 +451,10 @@ def big_rows() -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("name", ["big.jsonl", "big.jsonl.gz", "big.jsonl.zst"])
-def test_first_document_does_not_read_the_whole_file(
+def test_reading_holds_a_bounded_part_of_the_file_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_rows: list[dict[str, str]], name: str
 ) -> None:
+    """The file is verified and read in pieces: a 20 MB file never sits in memory whole."""
     path = tmp_path / name
     data = _jsonl_bytes(big_rows)
     if name.endswith(".gz"):
@@ -463,8 +463,7 @@ def test_first_document_does_not_read_the_whole_file(
         path.write_bytes(zstandard.ZstdCompressor(level=1).compress(data))
     else:
         path.write_bytes(data)
-    size = path.stat().st_size
-    assert size > 8_000_000
+    assert path.stat().st_size > 8_000_000
 
     opened: list[io.BufferedReader] = []
 
@@ -474,14 +473,19 @@ def test_first_document_does_not_read_the_whole_file(
         return fh
 
     monkeypatch.setattr(corpus, "open", recording_open, raising=False)
-    docs = iter_documents(CorpusConfig(path=str(path)))
-    first = list(itertools.islice(docs, 1))
+    tracemalloc.start()
+    try:
+        docs = iter_documents(CorpusConfig(path=str(path)))
+        first = list(itertools.islice(docs, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert texts(first) == [big_rows[0]["text"]]
-    assert len(opened) == 1
-    consumed = opened[0].raw.tell()  # bytes the OS actually handed over, buffers included
-    assert consumed < 1_000_000 and consumed < size / 8
-    docs.close()  # type: ignore[attr-defined]
+    assert peak < 6_000_000 < len(data) / 3
+    assert len(opened) == 2  # the verifying pass, then the reading pass
     assert opened[0].closed
+    docs.close()  # type: ignore[attr-defined]
+    assert all(fh.closed for fh in opened)
 
 
 def test_parquet_is_never_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -525,3 +529,291 @@ def test_missing_sample_corpus_is_a_user_error(
     monkeypatch.setattr(corpus, "sample_corpus_path", lambda: tmp_path / "absent.jsonl")
     with pytest.raises(UserError, match="sample corpus is missing"):
         read("sample")
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def _truncated(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def _corrupt_parquet(path: Path, rows: list[dict[str, Any]], **write: Any) -> Path:
+    """A Parquet file whose last row group's first column page has 8 bytes flipped."""
+    pq.write_table(
+        pa.Table.from_pylist(rows), path, row_group_size=1000, use_dictionary=False, **write
+    )
+    data = bytearray(path.read_bytes())
+    column = pq.ParquetFile(path).metadata.row_group(len(rows) // 1000 - 1).column(0)
+    middle = column.data_page_offset + column.total_compressed_size // 2
+    for k in range(8):
+        data[middle + k] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _random_rows(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(1)
+    return [{"text": f"row {i} {rng.randbytes(30).hex()}", "url": f"u{i}"} for i in range(n)]
+
+
+def _damaged(tmp_path: Path, kind: str) -> Path:
+    """One damaged file of each kind the reader must refuse to half-read."""
+    if kind == "truncated.jsonl.zst":
+        return _truncated(write_jsonl(tmp_path / kind, _random_rows(400)))
+    if kind == "truncated.jsonl.gz":
+        return _truncated(write_jsonl(tmp_path / kind, _random_rows(400)))
+    if kind == "bad-crc.jsonl.gz":
+        path = write_jsonl(tmp_path / kind, _random_rows(400))
+        data = bytearray(path.read_bytes())
+        data[-6] ^= 0xFF  # the CRC32 in the trailer: every byte decodes, the check fails
+        path.write_bytes(bytes(data))
+        return path
+    if kind == "bad-checksum.jsonl.zst":
+        path = tmp_path / kind
+        frame = bytearray(
+            zstandard.ZstdCompressor(write_checksum=True).compress(_jsonl_bytes(_random_rows(400)))
+        )
+        frame[-2] ^= 0xFF
+        path.write_bytes(bytes(frame))
+        return path
+    if kind == "snappy-page.parquet":
+        return _corrupt_parquet(tmp_path / kind, _random_rows(20_000), compression="snappy")
+    if kind == "checksummed-page.parquet":
+        return _corrupt_parquet(
+            tmp_path / kind, _random_rows(20_000), compression="none", write_page_checksum=True
+        )
+    if kind == "latin1.jsonl":
+        path = tmp_path / kind
+        lines = [json.dumps({"text": t}, ensure_ascii=False) for t in ("plain", "café", "x ≤ y")]
+        path.write_bytes("\n".join(lines).encode("latin-1", errors="replace") + b"\n")
+        return path
+    if kind == "utf16.jsonl":
+        path = tmp_path / kind
+        path.write_bytes(_jsonl_bytes(_rows("u", 3)).decode().encode("utf-16"))
+        return path
+    raise ValueError(kind)
+
+
+DAMAGED = [
+    "truncated.jsonl.zst",
+    "truncated.jsonl.gz",
+    "bad-crc.jsonl.gz",
+    "bad-checksum.jsonl.zst",
+    "snappy-page.parquet",
+    "checksummed-page.parquet",
+    "latin1.jsonl",
+    "utf16.jsonl",
+]
+
+
+@pytest.mark.parametrize("kind", DAMAGED)
+def test_damaged_file_stops_before_emitting_any_of_its_documents(tmp_path: Path, kind: str) -> None:
+    path = _damaged(tmp_path, kind)
+    emitted: list[Document] = []
+    with pytest.raises(UserError) as info:
+        for doc in iter_documents(CorpusConfig(path=str(path))):
+            emitted.append(doc)
+    message = str(info.value)
+    assert emitted == []
+    assert f"cannot read {path}" in message and "corpus.on_bad_file=skip" in message
+    assert "\n" not in message
+
+
+def test_damage_messages_say_what_is_wrong(tmp_path: Path) -> None:
+    def message(kind: str) -> str:
+        with pytest.raises(UserError) as info:
+            read(_damaged(tmp_path, kind))
+        return str(info.value)
+
+    assert "truncated" in message("truncated.jsonl.zst")
+    assert "not UTF-8 (line 2" in message("latin1.jsonl")
+    assert "CRC" in message("checksummed-page.parquet")
+
+
+def test_skip_policy_leaves_damaged_files_out_whole_and_counts_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for kind in DAMAGED:
+        _damaged(root, kind)
+    write_jsonl(root / "good-a.jsonl", _rows("a", 2))
+    write_parquet(root / "good-b.parquet", _rows("b", 2))
+    reader = CorpusReader(CorpusConfig(path=str(root), on_bad_file="skip"))
+    with caplog.at_level(logging.WARNING, logger="mind_nemo.core.corpus"):
+        docs = list(reader)
+    assert [t.split()[0] for t in texts(docs)] == ["a", "a", "b", "b"]
+    assert sorted(Path(label).name for label in reader.bad_files) == sorted(DAMAGED)
+    assert "truncated" in reader.bad_files[str(root / "truncated.jsonl.zst")]
+    assert reader.read == 4 and not reader.skipped
+    assert f"skipped 8 damaged files whole: {root}" in caplog.text
+
+
+def test_until_error_ends_the_stream_at_a_damaged_file_and_keeps_the_error(
+    tmp_path: Path,
+) -> None:
+    write_jsonl(tmp_path / "a.jsonl", _rows("a", 3))
+    bad = _damaged(tmp_path, "truncated.jsonl.zst")
+    write_jsonl(tmp_path / "z.jsonl", _rows("z", 3))
+    reader = CorpusReader(CorpusConfig(path=str(tmp_path)))
+    docs = list(reader.until_error())
+    assert texts(docs) == [r["text"] for r in _rows("a", 3)]
+    assert reader.error is not None and f"cannot read {bad}" in str(reader.error)
+    with pytest.raises(UserError, match="truncated"):
+        list(reader)  # plain iteration raises the same error
+    reader = CorpusReader(CorpusConfig(path=str(tmp_path), on_bad_file="skip"))
+    assert len(list(reader.until_error())) == 6 and reader.error is None
+
+
+def test_zstd_reader_keeps_reading_frames_and_rejects_trailing_junk(tmp_path: Path) -> None:
+    cctx = zstandard.ZstdCompressor()
+    path = tmp_path / "j.jsonl.zst"
+    path.write_bytes(cctx.compress(_jsonl_bytes(_rows("a", 2))) + b"junk after the frame")
+    with pytest.raises(UserError, match="damaged or truncated"):
+        read(path)
+    path.write_bytes(b"".join(cctx.compress(_jsonl_bytes(_rows(f"f{i}", 1))) for i in range(50)))
+    assert len(read(path)) == 50
+
+
+def test_a_file_without_permission_is_not_damage(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can read anything")
+    path = write_jsonl(tmp_path / "a.jsonl", _rows("a", 1))
+    path.chmod(0)
+    with pytest.raises(UserError, match="cannot open"):
+        read(path, on_bad_file="skip")
+
+
+# --------------------------------------------------------------------------- repeated ids
+
+
+def test_repeated_ids_are_made_unique_deterministically(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = ["a", "b", "a", "a", "a#2", "b"]
+    write_jsonl(tmp_path / "1.jsonl", [{"id": i, "text": f"t{n}"} for n, i in enumerate(ids)])
+    write_jsonl(tmp_path / "2.jsonl", [{"id": "a", "text": "again"}])
+    reader = CorpusReader(CorpusConfig(path=str(tmp_path), id_field="id"))
+    with caplog.at_level(logging.WARNING, logger="mind_nemo.core.corpus"):
+        docs = list(reader)
+    assert [d.id for d in docs] == ["a", "b", "a#2", "a#3", "a#2#2", "b#2", "a#4"]
+    assert reader.renamed_ids == 5
+    assert "1.jsonl row 3 repeats document id 'a': renamed to 'a#2'" in caplog.text
+    assert "renamed 5 documents whose id repeated" in caplog.text
+    assert [d.id for d in read(tmp_path, id_field="id")] == [d.id for d in docs]
+
+
+def test_renaming_does_not_depend_on_the_suffix_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [{"id": f"k{i % 7}", "text": "t"} for i in range(200)]
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    cached = [d.id for d in read(path, id_field="id")]
+    monkeypatch.setattr(corpus, "SUFFIX_CACHE", 1)
+    assert [d.id for d in read(path, id_field="id")] == cached
+    assert len(set(cached)) == 200
+
+
+def test_unique_id_table_grows_and_remembers_everything() -> None:
+    table = corpus._UniqueIds()
+    assert all(table.claim(f"doc-{i}") == f"doc-{i}" for i in range(5000))
+    assert len(table._table) >= 2 * 5000
+    assert all(table.claim(f"doc-{i}") == f"doc-{i}#2" for i in range(5000))
+
+
+def test_derived_ids_keep_no_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden() -> None:
+        raise AssertionError("derived ids never repeat; no table is needed")
+
+    monkeypatch.setattr(corpus, "_UniqueIds", forbidden)
+    assert len(read(write_jsonl(tmp_path / "a.jsonl", _rows("a", 3)))) == 3
+
+
+# --------------------------------------------------------------------------- odd rows
+
+
+def test_ids_must_be_strings_or_integers(tmp_path: Path) -> None:
+    rows = [
+        {"id": 7, "text": "int"},
+        {"id": 8.0, "text": "integral float"},
+        {"id": 8.5, "text": "float"},
+        {"id": True, "text": "bool"},
+        {"id": {"nested": 1}, "text": "dict"},
+        {"id": [1], "text": "list"},
+        {"id": "  ", "text": "blank"},
+        {"id": "\ud800", "text": "surrogate"},
+    ]
+    reader = CorpusReader(
+        CorpusConfig(path=str(write_jsonl(tmp_path / "a.jsonl", rows)), id_field="id")
+    )
+    assert [(d.id, d.text) for d in reader] == [("7", "int"), ("8", "integral float")]
+    assert reader.skipped == {"invalid_id": 4, "missing_id": 1, "invalid_unicode": 1}
+
+
+def test_unencodable_text_and_absurd_nesting_are_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    huge = "1" * 5000
+    path.write_text(
+        "\n".join(
+            [
+                '{"text": "lone \\ud800 surrogate"}',
+                '{"text": "ok", "deep": ' + deep + "}",
+                '{"text": "big", "n": ' + huge + "}",
+                '{"text": "fine \\ud83d\\ude00"}',
+            ]
+        )
+        + "\n"
+    )
+    reader = CorpusReader(CorpusConfig(path=str(path)))
+    assert texts(list(reader)) == ["fine \U0001f600"]
+    assert reader.skipped == {"invalid_unicode": 1, "invalid_json": 2}
+
+
+def test_a_corpus_of_only_bad_rows_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text('{"text": ""}\n{"url": "x"}\n')
+    with caplog.at_level(logging.WARNING, logger="mind_nemo.core.corpus"):
+        assert read(path) == []
+    assert f"no documents read from {path}" in caplog.text
+
+
+# --------------------------------------------------------------------------- config values
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"limit_documents": -1}, "limit_documents=-1: must be >= 0"),
+        ({"limit_documents": "10"}, "limit_documents='10': must be >= 0"),
+        ({"on_bad_file": "ignore"}, "on_bad_file='ignore': must be one of: error, skip"),
+    ],
+)
+def test_bad_config_values_name_their_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=message) as info:
+        CorpusConfig(**values)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"on_bad_file": "sometimes"}, "corpus.on_bad_file='sometimes': must be one of"),
+        ({"limit_documents": -3}, "corpus.limit_documents=-3: must be >= 0"),
+    ],
+)
+def test_bad_config_value_through_hydra_names_the_full_key(
+    override: dict[str, Any], message: str
+) -> None:
+    from omegaconf import OmegaConf
+
+    from mind_nemo.core.config import typed_config
+    from mind_nemo.synthesize.config import SynthesizeConfig
+
+    raw = OmegaConf.merge(OmegaConf.structured(SynthesizeConfig), {"corpus": override})
+    with pytest.raises(UserError, match=message) as info:
+        typed_config(raw, SynthesizeConfig)
+    assert "\n" not in str(info.value)

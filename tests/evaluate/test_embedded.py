@@ -43,7 +43,8 @@ def test_embedded_model_on_the_fixtures_then_the_table(tmp_path):
         assert all(in_range(v) for v in scores["metrics"].values()), (task, scores)
     parts = [results["columns"][c] for c in ("gsm8k", "math", "mmlu", "general_reasoning")]
     assert results["columns"]["avg"] == pytest.approx(sum(parts) / 4)
-    assert (out / "config.yaml").is_file() and (out / "samples" / "gsm8k_cot.jsonl").is_file()
+    assert (out / "config.yaml").is_file()
+    assert (out / results["lm_eval_files"]["samples"]["gsm8k_cot"]).is_file()
 
     table_dir = tmp_path / "table"
     run_stage("evaluate.compare", f"runs=[{out}]", f"output_dir={table_dir}", timeout=120)
@@ -79,6 +80,7 @@ def test_server_without_prompt_logprobs(tmp_path, tiny_model_dir):
     assert in_range(results["columns"]["gsm8k"])
     assert list(results["skipped"]) == ["arc_easy"]
     assert "skipped" in results["columns_missing"]["general_reasoning"]
-    sample = json.loads((out / "samples" / "gsm8k_cot.jsonl").read_text().splitlines()[0])
-    assert sample["arguments"][0][0].count("The answer is") == 8  # the raw 8-shot prompt was sent
+    samples = out / results["lm_eval_files"]["samples"]["gsm8k_cot"]
+    prompt = json.loads(samples.read_text().splitlines()[0])["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.count("The answer is") == 8  # the raw 8-shot prompt was sent
     assert (out / "server.log").is_file()

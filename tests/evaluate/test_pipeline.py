@@ -77,6 +77,13 @@ class Oracle(LM):
         raise NotImplementedError
 
 
+def first_prompt(out, task: str) -> str:
+    """The first prompt of a task, from lm-eval's own samples file of the run."""
+    results = json.loads((out / "results.json").read_text())
+    path = out / results["lm_eval_files"]["samples"][task]
+    return json.loads(path.read_text().splitlines()[0])["arguments"]["gen_args_0"]["arg_0"]
+
+
 def run_with(monkeypatch, tmp_path, lm: LM, **overrides):
     @contextlib.contextmanager
     def fake_backend(cfg, log_dir):
@@ -110,11 +117,9 @@ def test_right_answers_score_100_and_wrong_ones_0(monkeypatch, tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["columns"] == results["columns"]
     assert (out / "config.yaml").read_text().count("suite: fixtures") == 1
-    row = json.loads((out / "samples" / "gsm8k_cot.jsonl").read_text().splitlines()[0])
-    prompt = row["arguments"][0][0]
+    prompt = first_prompt(out, "gsm8k_cot")
     assert prompt.count("The answer is") == 8  # lm-eval's 8 chain-of-thought exemplars
-    math_row = (out / "samples" / "mind_minerva_math_algebra.jsonl").read_text().splitlines()[0]
-    assert json.loads(math_row)["arguments"][0][0].count("Problem:") == 5
+    assert first_prompt(out, "mind_minerva_math_algebra").count("Problem:") == 5
 
     wrong = run_with(monkeypatch, tmp_path / "wrong", Oracle(right=False))
     for column in ("gsm8k", "math", "mmlu_stem", "mmlu"):
@@ -193,5 +198,4 @@ def test_a_suite_file_of_ones_own_sets_shots_for_a_whole_group(monkeypatch, tmp_
     assert results["suite"] == "two_shot_math"
     assert results["columns"]["math"] == pytest.approx(100.0)
     assert results["tasks"]["mind_minerva_math_geometry"]["num_fewshot"] == 2
-    rows = (tmp_path / "run" / "samples" / "mind_minerva_math_geometry.jsonl").read_text()
-    assert json.loads(rows.splitlines()[0])["arguments"][0][0].count("Problem:") == 3
+    assert first_prompt(tmp_path / "run", "mind_minerva_math_geometry").count("Problem:") == 3

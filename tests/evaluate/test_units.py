@@ -219,7 +219,7 @@ def test_compare_cli_writes_table_json_and_chart(tmp_path):
         (["model.path=/nonexistent/ckpt"], "model.path '/nonexistent/ckpt' does not exist"),
         (["model.path=embedded", "suite=nope"], "unknown suite 'nope'"),
         (["model.path=embedded", "tasks=[gsm8k_cotx]"], "unknown task 'gsm8k_cotx'"),
-        (["model.path=embedded", "limit=0"], "limit must be >= 1"),
+        (["model.path=embedded", "limit=0"], "limit=0: must be >= 1"),
         (["model.path=embedded", "no_such_key=1"], "Key 'no_such_key' not in 'EvaluateConfig'"),
         ([], "say what to evaluate"),
     ],

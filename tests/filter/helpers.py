@@ -18,8 +18,8 @@ from hydra.core.global_hydra import GlobalHydra
 
 import mind_nemo.filter.config  # noqa: F401  (registers filter_schema and the output_dir resolver)
 from mind_nemo.core.config import typed_config
-from mind_nemo.core.run_folder import shard_name
-from mind_nemo.filter.config import FilterStageConfig, check_settings
+from mind_nemo.core.run_folder import RunFolder, shard_name, write_marker
+from mind_nemo.filter.config import FilterStageConfig
 from mind_nemo.filter.stage import FilterStage
 
 SPEAKERS = {
@@ -149,7 +149,7 @@ def make_run(
                 ]
             },
         }
-        (root / "manifests" / f"{name}.json").write_text(json.dumps(manifest))
+        write_shard_manifest(root, name, manifest, status)
     style_names = styles or list(SPEAKERS)
     (root / "config.yaml").write_text(
         "style:\n  name: all\n  styles: [" + ", ".join(style_names) + "]\n  prompt_file: null\n"
@@ -157,6 +157,14 @@ def make_run(
     )
     (root / "run_identity.json").write_text(json.dumps({"num_shards": num}))
     return root
+
+
+def write_shard_manifest(root: Path, name: str, manifest: dict[str, Any], status: str) -> None:
+    """The shard manifest as synthesize writes it: a done marker vouching for the shard's
+    conversations and contexts by checksum (a resumed run rewrites it when it ends)."""
+    folder = RunFolder(root)
+    files = [folder.conversations(name), folder.contexts(name)]
+    write_marker(folder.shard_manifest(name), manifest, files=files, root=root, status=status)
 
 
 def compose_filter(run_dir: Path, out: Path, *overrides: str):
@@ -172,7 +180,6 @@ def filter_run(run_dir: Path, out: Path, *overrides: str) -> dict[str, Any] | No
     """Run the filter stage in-process (fast); the manifest when finalized."""
     raw = compose_filter(run_dir, out, *overrides)
     cfg = typed_config(raw, FilterStageConfig)
-    check_settings(cfg)
     return FilterStage(cfg, raw).run()
 
 

@@ -22,6 +22,7 @@ from tests.filter.helpers import (
     make_run,
     read_jsonl,
     read_parts,
+    write_shard_manifest,
 )
 from tests.helpers import REPO, run_stage
 
@@ -164,6 +165,12 @@ def test_a_changed_source_shard_is_refiltered(tmp_path):
     path = run / "conversations" / "shard-00000-of-00001.jsonl"
     with open(path, "a") as f:  # a resumed synthesize run appended a conversation
         f.write(json.dumps(conversation_row(0, 0, "interview")) + "\n")
+    # While that run goes on, the shard's manifest still vouches for the old file: refused.
+    with pytest.raises(UserError, match="changed after it completed"):
+        filter_run(run, out)
+    # The resumed run ends by rewriting its manifest; then the new row is filtered.
+    manifest = json.loads((run / "manifests" / "shard-00000-of-00001.json").read_text())
+    write_shard_manifest(run, "shard-00000-of-00001", manifest, "complete")
     assert filter_run(run, out)["conversations"]["kept"] == 2
 
 
@@ -258,8 +265,8 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path, make, overrides, expect
         ("empty", [], "is not a synthesize run"),
         ("run", ["variants.names=[longest,best]"], "unknown variant 'best'"),
         ("run", ["step=later"], "step='later'"),
-        ("run", ["filter.dedup.threshold=0"], "filter.dedup.threshold=0.0 must be in (0, 1]"),
-        ("run", ["judge.min_score=7"], "judge.min_score=7 must be between 1 and 5"),
+        ("run", ["filter.dedup.threshold=0"], "filter.dedup.threshold=0.0: must be in (0, 1]"),
+        ("run", ["judge.min_score=7"], "judge.min_score=7: must be between 1 and 5"),
         ("run", ["step=shard", "overwrite=true"], "only safe with step=all"),
         ("run", ["num_shards=2", "step=all"], "in a job array use step=shard"),
         ("run", ["output_dir=RUN/inside"], "must not be inside the source run"),
@@ -282,12 +289,11 @@ def test_every_filter_config_instantiates(tmp_path):
     from omegaconf import OmegaConf
 
     import mind_nemo.report.config  # noqa: F401  (registers report_schema)
-    from mind_nemo.filter.config import FilterStageConfig, check_settings
+    from mind_nemo.filter.config import FilterStageConfig
 
     for group in sorted(p.stem for p in (REPO / "hydra_configs" / "filter").glob("*.yaml")):
         cfg = OmegaConf.to_object(compose_filter(tmp_path, tmp_path / "o", f"filter={group}"))
-        assert isinstance(cfg, FilterStageConfig)
-        check_settings(cfg)
+        assert isinstance(cfg, FilterStageConfig)  # built means checked
     default = OmegaConf.to_object(compose_filter(tmp_path / "r", tmp_path / "o"))
     assert default.filter.length.min_tokens == 50  # the paper's rule
     assert default.judge.enabled is False  # the paper found self-judging too lenient

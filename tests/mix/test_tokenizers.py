@@ -153,15 +153,15 @@ def test_megatron_tiktoken_vocab_matches_megatron_core(tmp_path, ranks):
 
 
 @pytest.mark.parametrize(
-    ("cfg", "message"),
+    ("settings", "message"),
     [
-        (TokenizerConfig(type="wordpiece"), "unknown tokenizer.type 'wordpiece'"),
-        (TokenizerConfig(name="/no/such/tokenizer"), "tokenizer not found: /no/such/tokenizer"),
-        (TokenizerConfig(name="/no/such.model"), "SentencePiece model not found"),
-        (TokenizerConfig(type="tiktoken", name="nope"), "tiktoken vocabulary not found: nope"),
+        ({"type": "wordpiece"}, "type='wordpiece': must be one of"),  # refused when built
+        ({"name": "/no/such/tokenizer"}, "tokenizer not found: /no/such/tokenizer"),
+        ({"name": "/no/such.model"}, "SentencePiece model not found"),
+        ({"type": "tiktoken", "name": "nope"}, "tiktoken vocabulary not found: nope"),
     ],
 )
-def test_unknown_tokenizers_are_one_line(cfg, message):
+def test_unknown_tokenizers_are_one_line(settings, message):
     with pytest.raises(UserError, match=message) as err:
-        resolve_tokenizer(cfg)
+        resolve_tokenizer(TokenizerConfig(**settings))
     assert "\n" not in str(err.value)

@@ -253,7 +253,7 @@ def test_bad_input_ends_with_one_clear_line(tmp_path, capsys):
         ),
         (["+sources.extra.pth=/x"], "sources.extra: Key 'pth' not in 'SourceConfig'"),
         (["+groups.maths=1"], "group 'maths' (weight 1) has no enabled source"),
-        (["total_tokens=-5"], "total_tokens=-5.0 must be > 0"),
+        (["total_tokens=-5"], "total_tokens=-5.0: must be > 0"),
     ]
     for overrides, expected in cases:
         assert expected in mix_error(capsys, *overrides, out, quiet), overrides

@@ -76,12 +76,12 @@ def test_gpu_server_commands_are_built_from_config():
     assert trt[trt.index("--tp_size") + 1] == "8"
     local = server_command(ServerConfig(), "/m", 5)
     assert "serve" in local and "--continuous-batching" in local
-    with pytest.raises(UserError, match="unknown server.type"):
+    with pytest.raises(UserError, match="type='magic': must be one of"):  # refused when built
         server_command(ServerConfig(type="magic"), "m", 1)
 
 
 def test_api_key_comes_from_the_named_environment_variable(monkeypatch):
-    cfg = ServerConfig(type="openai", base_url="http://h/v1", api_key_env="MY_KEY")
+    cfg = ServerConfig(type="openai", model="m", base_url="http://h/v1", api_key_env="MY_KEY")
     with pytest.raises(UserError, match="MY_KEY"):
         check_server_config(cfg)
     monkeypatch.setenv("MY_KEY", "sk-secret")

@@ -16,6 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 import mind_nemo.submit.config  # noqa: F401  (registers the submit schema)
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.styles import CONVERSATION_STYLES
+from mind_nemo.evaluate.paper import PAPER_COLUMN_ORDER, PAPER_OWM4B
 from mind_nemo.servers.config import ServerConfig
 from mind_nemo.submit.plan import Job, build_plan, load_config
 from mind_nemo.submit.sbatch import submit
@@ -31,19 +32,19 @@ PATHS = [
     "paths.base_checkpoint=/ckpt/mind-7b-700b",
     "paths.runs=/lustre/mind",
 ]
-#: DESIGN.md section 6: GSM8K, MATH, MMLU-STEM, MMLU, GR, Avg of the OWM-4B rows it reports.
-PAPER = {
-    "owm4b_raw": (12.96, 4.92, 39.39, 45.91, 52.90, 29.17),
-    "owm4b_rephrase": (11.68, 5.46, 39.71, 46.17, 53.58, 29.22),
-    "owm4b_two_professors": (13.50, 4.52, 37.93, 45.25, 53.21, 29.12),
-    "owm4b_teacher_student": (22.74, 5.96, 40.72, 47.93, 54.84, 32.87),
-    "owm4b_two_students": (21.30, 6.20, 41.90, 48.77, 54.32, 32.65),
-    "owm4b_layman_knowall": (17.74, 5.46, 41.96, 48.87, 54.89, 31.74),
-    "owm4b_debate": (23.96, 6.12, 40.18, 47.61, 54.76, 33.11),
-    "owm4b_interview": (20.92, 5.86, 40.53, 46.99, 54.73, 32.12),
-    "owm4b_problem_solving": (24.72, 6.16, 41.36, 47.74, 54.90, 33.38),
-    "owm4b_longest": (25.78, 6.30, 42.72, 49.37, 54.86, 34.08),
-    "owm4b_all_conversations": (26.38, 7.22, 42.53, 50.21, 55.41, 34.80),
+#: Experiment -> its row of the paper's OWM-4B table, whose scores live in evaluate/paper.py only.
+PAPER_ROWS = {
+    "owm4b_raw": "raw",
+    "owm4b_rephrase": "rephrase",
+    "owm4b_two_professors": "two professors",
+    "owm4b_teacher_student": "teacher-student",
+    "owm4b_two_students": "two students",
+    "owm4b_layman_knowall": "layman-knowall",
+    "owm4b_debate": "debate",
+    "owm4b_interview": "interview",
+    "owm4b_problem_solving": "problem solving",
+    "owm4b_longest": "longest",
+    "owm4b_all_conversations": "all conversations",
 }
 
 
@@ -81,9 +82,9 @@ def test_paper_experiment_renders(name):
         check = subprocess.run(["bash", "-n"], input=job.script, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
         assert f"cd {REPO}" in job.script  # jobs start where the submitter ran
-    if name in PAPER:
-        keys = ("gsm8k", "math", "mmlu_stem", "mmlu", "general_reasoning", "avg")
-        assert tuple(cfg.paper[k] for k in keys) == PAPER[name]
+    if name in PAPER_ROWS:
+        reported = PAPER_OWM4B[PAPER_ROWS[name]]
+        assert tuple(cfg.paper[k] for k in PAPER_COLUMN_ORDER) == reported
     mix = " ".join(argv_of(jobs["mix"]))
     assert "mix=mind_owm4b_longest" in mix and "sources.general.path=/data/fineweb-edu" in mix
     assert "total_tokens=50e9" in mix and "tokenizer.name=/models/mind-7b/tokenizer.json" in mix
@@ -110,6 +111,34 @@ def test_paper_experiment_renders(name):
     if name.startswith("owm4b") and style not in ("rephrase",):
         # the conversation rows share one all-styles run, serialised by job name
         assert "+style=all" in argv and synth.name == "mind-synth-owm4b-all" and synth.singleton
+
+
+@pytest.mark.parametrize("style", CONVERSATION_STYLES)
+def test_single_style_rows_are_the_shared_row_plus_their_style(style):
+    """The seven single-style rows differ only in the style: name, sources and the paper's
+    scores all come from experiment/base/owm4b_style.yaml and evaluate/paper.py."""
+    text = (REPO / "hydra_configs" / "experiment" / f"owm4b_{style}.yaml").read_text()
+    settings = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert settings == ["defaults:", "  - base/owm4b_style", f"style: {style}"]
+    cfg, jobs = plan(f"experiment=owm4b_{style}", *PATHS)
+    assert (cfg.name, cfg.description) == (f"owm4b_{style}", f"OWM-4B, {style} conversations")
+    assert cfg.dirs.synthesize == "/lustre/mind/synthesize/owm4b-all"
+    mix = argv_of(jobs["mix"])
+    for setting in ("kind=conversations", f"styles=[{style}]", "group=math",
+                    "path=/lustre/mind/synthesize/owm4b-all-filtered"):  # fmt: skip
+        assert f"+sources.{style}.{setting}" in mix
+
+
+def test_a_typo_or_bad_value_in_a_stage_override_is_refused_in_the_dry_run():
+    """``+key`` adds keys past Hydra's struct check; the plan refuses unknown ones anyway, and
+    values out of range, for the stages it only composes (merge, filter, mix, evaluate) too."""
+    with pytest.raises(UserError, match=r"synthesize overrides.*Key 'limt' not in"):
+        plan("experiment=owm4b_debate", *PATHS, "synthesize.extra_overrides=['+limt=5']")
+    with pytest.raises(UserError, match=r"filter overrides.*filter.dedup.threshold=2.0: must be"):
+        bad = "filter.extra_overrides=['filter.dedup.threshold=2']"
+        plan("experiment=owm4b_debate", *PATHS, bad)
+    with pytest.raises(UserError, match=r"mix overrides.*Key 'wieght' not in 'SourceConfig'"):
+        plan("experiment=owm4b_debate", *PATHS, "mix.extra_overrides=['+sources.x.wieght=2']")
 
 
 def test_quickstart_renders_for_cpu():

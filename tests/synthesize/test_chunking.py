@@ -248,19 +248,19 @@ def test_empty_document_yields_nothing(tokenizer: Any, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cfg", "message"),
+    ("settings", "message"),
     [
-        (ChunkConfig(context_tokens=0), "context_tokens"),
-        (ChunkConfig(context_tokens=-5), "context_tokens"),
-        (ChunkConfig(overlap_tokens=-1), "overlap_tokens"),
-        (ChunkConfig(context_tokens=100, overlap_tokens=100), "overlap_tokens"),
-        (ChunkConfig(context_tokens=100, overlap_tokens=150), "overlap_tokens"),
-        (ChunkConfig(min_tokens=-1), "min_tokens"),
+        ({"context_tokens": 0}, "context_tokens"),
+        ({"context_tokens": -5}, "context_tokens"),
+        ({"overlap_tokens": -1}, "overlap_tokens"),
+        ({"context_tokens": 100, "overlap_tokens": 100}, "overlap_tokens"),
+        ({"context_tokens": 100, "overlap_tokens": 150}, "overlap_tokens"),
+        ({"min_tokens": -1}, "min_tokens"),
     ],
 )
-def test_invalid_config_raises_user_error(tokenizer: Any, cfg: ChunkConfig, message: str) -> None:
-    with pytest.raises(UserError, match=message) as info:
-        split_into_contexts(Document("d", "text"), tokenizer, cfg)
+def test_invalid_config_raises_user_error(tokenizer: Any, settings: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message) as info:  # ChunkConfig checks itself
+        split_into_contexts(Document("d", "text"), tokenizer, ChunkConfig(**settings))
     assert "\n" not in str(info.value)
 
 
@@ -305,3 +305,80 @@ def test_sample_corpus_invariants(tokenizer: Any) -> None:
         assert (len(contexts) == 0) == (not doc.text.strip())
         for c in contexts[:-1]:
             assert c.num_tokens >= 0.6 * cfg.context_tokens
+
+
+def _page_with_unmatched_dollars(seed: int, count: int) -> str:
+    """Paragraphs with an unmatched ``$$`` in the first and a well-formed ``$$..$$`` in every
+    tenth: paired naively, each stretch between real formulas would count as display math."""
+    rng = random.Random(seed)
+    paras = []
+    for i in range(count):
+        text = " ".join(_sentence(rng) for _ in range(rng.randint(1, 5)))
+        if i == 0:
+            text += " In plain TeX, $$ opens display math."
+        elif i % 10 == 0:
+            text += f" Hence $$ x_{{{i}}} = {i} $$ as claimed."
+        paras.append(text)
+    return "\n\n".join(paras)
+
+
+def test_unmatched_display_math_cannot_swallow_paragraphs(tokenizer: Any) -> None:
+    cfg = ChunkConfig()
+    doc = Document("unmatched", _page_with_unmatched_dollars(seed=1, count=200))
+    contexts = split_into_contexts(doc, tokenizer, cfg)
+    _check_invariants(doc, contexts, cfg)
+    assert len(contexts) > 10
+    for run, before in _cut_kinds(doc.text, contexts):
+        assert run.count("\n") >= 2, repr(before + run)
+
+
+def test_unmatched_display_math_in_one_long_paragraph_keeps_sentence_cuts(tokenizer: Any) -> None:
+    cfg = ChunkConfig(context_tokens=200)
+    rng = random.Random(9)
+    head, body, tail = (" ".join(_sentence(rng) for _ in range(n)) for n in (5, 60, 100))
+    doc = Document("one-para", f"{head} A lone $$ here. {body} So $$ y = 2 $$ holds. {tail}")
+    # Farther than a display block can be (3000), nearer than the old limit (8000).
+    assert 3000 < doc.text.index("$$ y") - doc.text.index("$$ here") < 8000
+    contexts = split_into_contexts(doc, tokenizer, cfg)
+    _check_invariants(doc, contexts, cfg)
+    for run, before in _cut_kinds(doc.text, contexts):
+        assert run and before[-1] in ".?!", repr(before + run)
+
+
+def test_display_math_spans_stop_at_blank_lines_and_length() -> None:
+    from mind_nemo.synthesize.chunking import MAX_MATH_CHARS, _display_math_spans
+
+    text = "a $$ b\n \nc $$x$$ d \\[ y \\] e"
+    assert [text[a:b] for a, b in _display_math_spans(text)] == ["$$x$$", "\\[ y \\]"]
+    env = "\\begin{align} a &= b \\\\\n c &= d \\end{align}"
+    assert [env[a:b] for a, b in _display_math_spans(env)] == [env]
+    far = "$$" + "z " * MAX_MATH_CHARS + "$$ w $$ v"  # the first $$ is dropped, too far
+    assert [far[a:b] for a, b in _display_math_spans(far)] == ["$$ w $$"]
+
+
+@pytest.mark.parametrize("piece", [500, 3000])
+def test_piecewise_tokenisation_gives_the_same_contexts(
+    tokenizer: Any, monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    from mind_nemo.synthesize import chunking
+
+    cfg = ChunkConfig(context_tokens=150, overlap_tokens=20)
+    text = _paragraphs(seed=10, count=60) + "\n\nUnicode: é中文 😀 ∫∑ $$\\alpha^2$$ done.\n"
+    doc = Document("pieces", text * 3)
+    whole = split_into_contexts(doc, tokenizer, cfg)
+    monkeypatch.setattr(chunking, "PIECE_CHARS", piece)
+    assert list(chunking._piece_ends(doc.text, tokenizer))[:-1]  # really cut in pieces
+    assert split_into_contexts(doc, tokenizer, cfg) == whole
+
+
+def test_piecewise_tokenisation_without_whitespace_still_tiles(
+    tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mind_nemo.synthesize import chunking
+
+    monkeypatch.setattr(chunking, "PIECE_CHARS", 700)
+    cfg = ChunkConfig(context_tokens=100)
+    doc = Document("blob", "\\frac{a_{1}}{b^{2}}+\\sqrt{c}" * 200)
+    contexts = split_into_contexts(doc, tokenizer, cfg)
+    _check_invariants(doc, contexts, cfg)
+    assert "".join(c.text for c in contexts) == doc.text

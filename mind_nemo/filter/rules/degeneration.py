@@ -4,7 +4,9 @@ Two ratios, both "share of units that repeat an earlier unit":
 
 - ``repeated_ngram_ratio``: over word n-grams of what the speakers say (labels left out, so
   ``Teacher:`` at every turn does not count as repetition);
-- ``repeated_line_ratio``: over lines of at least ``min_line_chars`` characters.
+- ``repeated_line_ratio``: over lines of at least ``min_line_chars`` characters of the same
+  text (plus the preamble), so a label on a line of its own (``### Subject Matter Expert``,
+  ``**Interviewer**``) or a ``**Turn 3**`` heading is layout, not a repeated line.
 
 Too little text to judge (fewer than ``min_ngrams`` n-grams or ``min_lines`` lines) passes.
 """
@@ -45,7 +47,8 @@ class DegenerationFilter:
         spoken = item.dialogue.spoken
         said = "\n".join(t.text for t in spoken) if spoken else item.text
         ngrams = repeated_ngram_ratio(said, cfg.ngram, cfg.min_ngrams)
-        lines = repeated_line_ratio(item.text, cfg.min_line_chars, cfg.min_lines)
+        written = f"{item.dialogue.preamble}\n{said}" if spoken else said
+        lines = repeated_line_ratio(written, cfg.min_line_chars, cfg.min_lines)
         item.metrics["repeated_ngram_ratio"] = round(ngrams, 4)
         item.metrics["repeated_line_ratio"] = round(lines, 4)
         if ngrams > cfg.max_repeated_ngram_ratio:

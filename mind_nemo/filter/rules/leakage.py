@@ -4,9 +4,13 @@ Three kinds, handled differently:
 
 - a preamble ("Sure! Here is a conversation between ...", a title line, the instruction echoed
   back) or a closing remark ("I hope this helps", "This dialogue covers ...") that sits outside
-  the dialogue, in whole paragraphs at the start or end: stripped when ``strip`` is on and a
-  dialogue remains (notes ``stripped_preamble`` / ``stripped_closing``), else rejected
-  (``meta_preamble`` / ``meta_closing``);
+  the dialogue, in whole paragraphs at the start or end, or on lines glued to the first or last
+  turn without a blank line: stripped when ``strip`` is on and a dialogue remains (notes
+  ``stripped_preamble`` / ``stripped_closing``), else rejected (``meta_preamble`` /
+  ``meta_closing``). A glued line before the first turn is outside the dialogue by position;
+  one after the last turn's label could be speech, so it is cut only when it names the task
+  ("this dialogue ...") or addresses the requester ("let me know ..."), or when every other
+  turn is a single line (so a second line in the last one stands out);
 - the style instruction echoed inside the text (shingles of the prompt's own words):
   ``instruction_echo``;
 - the model talking about itself ("as an AI", "I'm a chatbot") anywhere: ``meta_text``, and a
@@ -49,6 +53,10 @@ _OUTRO = [
     re.compile(rf"^end of (?:the )?{_META_NOUN}"),
 ]  # fmt: skip
 _SEPARATOR = re.compile(r"^[-*_=~]{3,}$")
+#: A closing line that talks about the task or to the requester, not to the other speaker.
+_ABOUT_TASK = re.compile(
+    rf"\b{_TASK_NOUN}\b|^(?:let me know|feel free|if you (?:have|need|want|would))\b"
+)
 _SELF = re.compile(
     r"\bas an ai\b|\bas a (?:large )?language model\b|\bi(?:'m| am) smollm\b"
     r"|\bi(?:'m| am) (?:just |only )?(?:an?|the|your) (?:helpful |friendly |virtual )?"
@@ -144,20 +152,79 @@ class LeakageFilter:
         echo = self._is_echo(item.style, text)
         head = self._run(item.style, paragraphs, _INTRO, echo)
         tail = self._run(item.style, paragraphs[head:][::-1], _OUTRO, echo)
-        body = paragraphs[head : len(paragraphs) - tail]
+        # Where the kept text starts and ends: after whole meta paragraphs, and after meta
+        # lines glued to the first or last turn.
+        start = spans[head][0] if head < len(spans) else len(text)
+        end = spans[len(spans) - tail - 1][1] if tail < len(spans) - head else start
+        glued_head, glued_tail = self._glued(item)
+        offsets = [0]
+        for line in text.splitlines(keepends=True):
+            offsets.append(offsets[-1] + len(line))
+        start = max(start, offsets[glued_head])
+        end = min(end, offsets[len(offsets) - 1 - glued_tail]) if glued_tail else end
+        body = [text[max(a, start) : min(b, end)] for a, b in spans if b > start and a < end]
+        body = [p for p in body if p.strip()]
         if echo and any(self._is_echo(item.style, p) for p in body):
             return Verdict.drop("instruction_echo")
-        if not head and not tail:
+        cut_head = bool(text[:start].strip())
+        cut_tail = bool(text[end:].strip())
+        if not cut_head and not cut_tail:
             return KEEP
-        reason = "instruction_echo" if echo else "meta_preamble" if head else "meta_closing"
+        reason = "instruction_echo" if echo else "meta_preamble" if cut_head else "meta_closing"
         if not self.cfg.strip or not body:
             return Verdict.drop(reason)
         body_has_turns = any(match_label(line) for p in body for line in p.splitlines())
         if item.dialogue.turns and not body_has_turns:  # the dialogue is in what we would cut
             return Verdict.drop(reason)
-        notes = (("stripped_preamble",) if head else ()) + (("stripped_closing",) if tail else ())
-        cut = text[spans[head][0] : spans[len(spans) - tail - 1][1]].strip()
-        return Verdict.repair(cut, *notes)
+        notes: tuple[str, ...] = ("stripped_preamble",) if cut_head else ()
+        notes += ("stripped_closing",) if cut_tail else ()
+        return Verdict.repair(text[start:end].strip(), *notes)
+
+    def _glued(self, item: Item) -> tuple[int, int]:
+        """Lines of meta text glued to the dialogue (no blank line): how many to cut at the
+        start of the text and at its end."""
+        dialogue = item.dialogue
+        if not dialogue.spoken:
+            return 0, 0
+        lines = item.text.splitlines()
+        first, last = dialogue.turns[0].line, dialogue.turns[-1].line
+        head = 0
+        before = "\n".join(lines[:first]).strip()
+        if before and self._is_meta_line(item.style, before, _INTRO):
+            return first, self._glued_tail(item, lines, last)
+        for i in range(first):
+            line = lines[i].strip()
+            if not line or _SEPARATOR.match(line):
+                continue
+            if not self._is_meta_line(item.style, line, _INTRO):
+                break
+            head = i + 1
+        while 0 < head < first and (not lines[head].strip() or _SEPARATOR.match(lines[head])):
+            head += 1
+        return head, self._glued_tail(item, lines, last)
+
+    def _glued_tail(self, item: Item, lines: list[str], last: int) -> int:
+        dialogue = item.dialogue
+        tail = 0
+        single = all("\n" not in t.text for t in dialogue.spoken[:-1])
+        for i in range(len(lines) - 1, last, -1):
+            line = lines[i].strip()
+            if not line or _SEPARATOR.match(line):
+                continue
+            if not self._is_meta_line(item.style, line, _OUTRO):
+                break
+            if not single and not _ABOUT_TASK.search(fold(line)):
+                break
+            tail = len(lines) - i
+        while tail and len(lines) - tail - 1 > last:
+            line = lines[len(lines) - tail - 1].strip()
+            if line and not _SEPARATOR.match(line):
+                break
+            tail += 1
+        return tail
+
+    def _is_meta_line(self, style: str, line: str, patterns: list[re.Pattern[str]]) -> bool:
+        return self._is_meta(line, patterns) or self._is_echo(style, line)
 
     def _run(
         self, style: str, paragraphs: list[str], patterns: list[re.Pattern[str]], echo: bool
@@ -166,12 +233,14 @@ class LeakageFilter:
         more than a separator)."""
         count, meta = 0, False
         for paragraph in paragraphs:
-            first_line = paragraph.strip().splitlines()[0]
+            first_line, *others = paragraph.strip().splitlines()
             if _SEPARATOR.match(paragraph.strip()):
                 count += 1
                 continue
             if match_label(first_line) and not self._is_meta(first_line, patterns):
                 break
+            if any(match_label(line) for line in others):
+                break  # turns glued to a meta line: :meth:`_glued` cuts the line alone
             if self._is_meta(paragraph, patterns) or (echo and self._is_echo(style, paragraph)):
                 count, meta = count + 1, True
                 continue
