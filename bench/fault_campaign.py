@@ -52,6 +52,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,8 +76,8 @@ WRITER_TIMEOUT_S = 400
 #: Documents of the concurrent-writer corpus (x7 styles, 2 requests in flight: ~30 s a copy).
 WRITER_DOCS = 8
 
-FAILING_INPUT = {"traceback", "silent_accept", "other"}
-FAILING_CONFIG = {"traceback", "silent_accept", "other"}
+#: Outcomes that make the campaign fail.
+FAILING = {"traceback", "silent_accept", "other", "fail"}
 
 
 # --------------------------------------------------------------------------- processes
@@ -180,7 +181,11 @@ class Stub:
 def merge_args(base: dict[str, str], args: list[str], drop: tuple[str, ...] = ()) -> list[str]:
     """``base`` as ``key=value`` overrides, minus ``drop`` and any key ``args`` set, + ``args``."""
     given = {a.lstrip("+").split("=", 1)[0] for a in args}
-    kept = [f"{k}={v}" for k, v in base.items() if k not in given and k not in drop]
+    kept = [
+        f"{k}={v}"
+        for k, v in base.items()
+        if k.lstrip("+") not in given and k.lstrip("+") not in drop
+    ]
     return kept + list(args)
 
 
@@ -215,7 +220,8 @@ def read_manifest(run: Path) -> dict[str, Any]:
 
 def doc_text(i: int, accents: bool = False) -> str:
     """A short math page (~150 generator tokens: one context); ``accents`` adds non-ASCII."""
-    extra = " Caf\u00e9 na\u00efve: 3 \u00d7 4 = 12, x\u00b2 \u2265 0 \u00b1 1\u00b0." if accents else ""
+    extra = " Caf\u00e9 na\u00efve: 3 \u00d7 4 = 12, x\u00b2 \u00bd 0 \u00b1 1\u00b0."
+    extra = extra if accents else ""
     return (
         f"## Problem {i}\n\nLet $x = {i + 2}$. Then $x^2 = {(i + 2) ** 2}$ and "
         f"$2x + 1 = {2 * (i + 2) + 1}$. We check it by expanding $(x+1)^2 = x^2 + 2x + 1$."
@@ -348,11 +354,8 @@ def expect_jsonl_bytes(data: bytes) -> Expect:
 
 def expect_gz(data: bytes) -> Expect:
     try:
-        plain = gzip.decompress(data)
-    except (OSError, EOFError, ValueError) as err:  # zlib.error is an Exception subclass too
-        del err
-        return Expect("bad_file")
-    except Exception:  # noqa: BLE001  (zlib.error)
+        plain = gzip.decompress(data)  # checks the CRC and length trailer
+    except (OSError, EOFError, zlib.error):
         return Expect("bad_file")
     return expect_jsonl_bytes(plain)
 
@@ -381,7 +384,7 @@ def expect_parquet(path: Path) -> Expect:
         for batch in parquet.iter_batches(batch_size=1024, columns=names):
             batch.validate(full=True)
             rows.extend(batch.to_pylist())
-    except Exception:  # noqa: BLE001  (pyarrow raises several types for a damaged file)
+    except Exception:  # pyarrow raises several types for a damaged file
         return Expect("bad_file")
     return expect_from_rows(rows)
 
@@ -535,8 +538,11 @@ def build_inputs(root: Path, seed: int) -> list[InputCase]:
     t = doc_text
     jsonl_case("dup_ids", "one id three times, another twice",
                [{"id": i, "text": t(n)} for n, i in enumerate("abacab")])  # fmt: skip
-    jsonl_case("dup_taken_suffix", "repeats where id#2 is a real id",
-               [{"id": i, "text": t(n)} for n, i in enumerate(["a", "a#2", "a", "a", "a#3"])])
+    jsonl_case(
+        "dup_taken_suffix",
+        "repeats where id#2 is a real id",
+        [{"id": i, "text": t(n)} for n, i in enumerate(["a", "a#2", "a", "a", "a#3"])],
+    )
     jsonl_case("dup_int_str", 'ids "5", 5 and 5.0 (all "5")',
                [{"id": i, "text": t(n)} for n, i in enumerate(["5", 5, 5.0, 6])])  # fmt: skip
     folder = root / "dir_dup_ids"
@@ -559,7 +565,8 @@ def build_inputs(root: Path, seed: int) -> list[InputCase]:
         {"id": 7, "text": t(0)}, {"id": 8.0, "text": t(1)}, {"id": 8.5, "text": t(2)},
         {"id": True, "text": t(3)}, {"id": None, "text": t(4)}, {"id": "", "text": t(5)},
         {"id": "   ", "text": t(6)}, {"id": {"a": 1}, "text": t(7)}, {"id": [1], "text": t(8)},
-        {"id": 10**30, "text": t(9)}, {"text": t(10)}, {"id": "\u00fcn\u00efcode id", "text": t(11)},
+        {"id": 10**30, "text": t(9)}, {"text": t(10)},
+        {"id": "\u00fcn\u00efcode id", "text": t(11)},
         {"id": -1, "text": t(12)},
     ])  # fmt: skip
     deep = "[" * 100_000 + "]" * 100_000
@@ -587,7 +594,9 @@ def build_inputs(root: Path, seed: int) -> list[InputCase]:
     ])  # fmt: skip
     add("parquet_odd", "parquet: float ids with NaN/null/fraction, null/blank text", path,
         Expect("ok", docs=2, bad_rows=5, ids=["1", "6"]))  # fmt: skip
-    path = write_parquet(root / "pq_int_text.parquet", [{"id": f"i{i}", "text": i} for i in range(4)])
+    path = write_parquet(
+        root / "pq_int_text.parquet", [{"id": f"i{i}", "text": i} for i in range(4)]
+    )
     add("parquet_int_text", "parquet whose text column holds integers", path,
         Expect("empty", bad_rows=4))  # fmt: skip
     path = write_parquet(root / "pq_no_text.parquet", [{"id": "n0", "body": t(0)}])
@@ -650,9 +659,9 @@ def classify_input(case: InputCase, res: Result, run: Path) -> dict[str, Any]:
             why = f"exit 2 with {len(errors)} error lines in {len(lines)} stderr lines"
         elif "ok" in wanted:
             outcome, why = "other", "refused a corpus expected to be processed"
-        elif "bad_file" in wanted and any(f in errors[0] for f in exp.bad_files):
-            outcome = "refused"
-        elif "empty" in wanted and "no contexts" in errors[0]:
+        elif ("bad_file" in wanted and any(f in errors[0] for f in exp.bad_files)) or (
+            "empty" in wanted and "no contexts" in errors[0]
+        ):
             outcome = "refused"
         else:
             outcome, why = "other", f"refused, but not as expected ({wanted})"
@@ -673,7 +682,7 @@ def run_input(case: InputCase, stub: Stub, work: Path) -> dict[str, Any]:
         "corpus.id_field": "id",
         "output_dir": str(run),
         "+style": "debate",
-        f"limit": str(INPUT_LIMIT),
+        "limit": str(INPUT_LIMIT),
         "progress": "false",
         "engine.max_concurrent_requests": "16",
     }
@@ -813,12 +822,11 @@ def config_base(case: ConfigCase, i: int, stub: Stub, work: Path, corpus: Path, 
         return {**stub.overrides(), "corpus": "files", "corpus.path": str(corpus),
                 "corpus.id_field": "id", "output_dir": str(out / "run"), "+style": "debate",
                 "limit": "2", "progress": "false"}  # fmt: skip
-    if case.stage == "filter":
-        return {"run_dir": str(setup), "output_dir": str(out / "filtered")}
-    if case.stage in ("merge", "report"):
-        copy = out / "run"
+    if case.stage in ("filter", "merge", "report"):
+        copy = out / "run"  # its own copy: a silent accept may write into the run folder
         shutil.copytree(setup, copy)
-        extra = {"output_dir": str(out / "report")} if case.stage == "report" else {}
+        extra = {"filter": {"output_dir": str(out / "filtered")},
+                 "report": {"output_dir": str(out / "report")}}.get(case.stage, {})  # fmt: skip
         return {"run_dir": str(copy), **extra}
     if case.stage == "mix":
         return {"mix": "single", "sources.data.path": str(corpus), "workers": "0",
@@ -908,7 +916,7 @@ def run_writers(k: int, mode: str, stub: Stub, work: Path) -> dict[str, Any]:
                                     start_new_session=True)  # fmt: skip
         return proc, log
 
-    first, first_log = start("first")
+    first, _ = start("first")
     if mode == "delay_2s":
         time.sleep(2)
     elif mode == "mid_run":
@@ -918,7 +926,8 @@ def run_writers(k: int, mode: str, stub: Stub, work: Path) -> dict[str, Any]:
             if target.exists() and target.stat().st_size:
                 break
             time.sleep(0.1)
-    second, second_log = start("second")
+    first_alive_at_second_start = first.poll() is None
+    second, _ = start("second")
     deadline = time.monotonic() + WRITER_TIMEOUT_S
     first_ran_past_second = None
     procs = {"first": first, "second": second}
@@ -934,7 +943,6 @@ def run_writers(k: int, mode: str, stub: Stub, work: Path) -> dict[str, Any]:
         procs[name].wait()
     codes = {n: p.returncode for n, p in procs.items()}
     errs = {n: (folder / f"{n}.err").read_text(errors="replace") for n in procs}
-    del first_log, second_log
     after_both = check_run_keys(out, [r["id"] for r in rows])
     refused = [n for n, c in codes.items() if c == 2]
     winners = [n for n, c in codes.items() if c == 0]
@@ -944,7 +952,7 @@ def run_writers(k: int, mode: str, stub: Stub, work: Path) -> dict[str, Any]:
         winner_pid = procs[winners[0]].pid
         prefix = f"error: {SHARD} of {out} is already being written by pid {winner_pid} "
         refusal_ok = len(lines) == 1 and lines[0].startswith(prefix)
-    contended = mode == "at_once" or first_ran_past_second or bool(refused)
+    contended = first_alive_at_second_start or bool(refused)
     rerun = run_cmd(cmd, work, WRITER_TIMEOUT_S)
     final = check_run_keys(out, [r["id"] for r in rows])
     tracebacks = [n for n, e in errs.items() if "Traceback" in e] + (
@@ -956,6 +964,7 @@ def run_writers(k: int, mode: str, stub: Stub, work: Path) -> dict[str, Any]:
         "exit_codes": codes,
         "refused": refusal_ok,
         "contended": contended,
+        "first_alive_when_second_started": first_alive_at_second_start,
         "first_still_running_when_second_ended": first_ran_past_second,
         "hung": hung,
         "tracebacks": tracebacks,
@@ -983,7 +992,7 @@ def pool_map(fn: Callable[..., dict[str, Any]], jobs: list[tuple], workers: int,
             i = futures[future]
             try:
                 results[i] = future.result()
-            except Exception as err:  # noqa: BLE001  (a bug here must not hide the others)
+            except Exception as err:  # a bug here must not hide the other cases
                 results[i] = {"case": f"{label} #{i}", "outcome": "other", "why": repr(err)}
             done += 1
             r = results[i]
@@ -1016,9 +1025,19 @@ def main() -> int:
         good.write_bytes(jsonl_bytes(good_rows(4, "good")))
         setup = work / "setup_run"
         if "configs" in parts:
-            args = merge_args({**stub.overrides(), "corpus": "files", "corpus.path": str(good),
-                               "corpus.id_field": "id", "output_dir": str(setup),
-                               "+style": "debate", "limit": "2", "progress": "false"}, [])
+            args = merge_args(
+                {
+                    **stub.overrides(),
+                    "corpus": "files",
+                    "corpus.path": str(good),
+                    "corpus.id_field": "id",
+                    "output_dir": str(setup),
+                    "+style": "debate",
+                    "limit": "2",
+                    "progress": "false",
+                },
+                [],
+            )
             res = run_cmd(stage_cmd("synthesize", args), work, 300)  # fmt: skip
             if res.returncode != 0:
                 print("the setup synthesize run failed:", *tail(res.stderr, 20), sep="\n")
@@ -1042,8 +1061,11 @@ def main() -> int:
     wall = time.monotonic() - started
 
     for r in writers:
-        bad = not r.get("refused") or r.get("lost") or r.get("duplicated") or r.get("tracebacks")
-        r["outcome"] = "fail" if bad else "ok"
+        broken = r.get("lost") or r.get("duplicated") or r.get("tracebacks") or r.get("hung")
+        if broken or (r.get("contended") and not r.get("refused")):
+            r["outcome"] = "fail"
+        else:  # not contended: the first copy ended before the second started (too fast)
+            r["outcome"] = "ok" if r.get("refused") else "not_contended"
     table = [
         ("bad inputs tried", len(inputs)),
         ("  tracebacks seen", count(inputs, "traceback")),
@@ -1059,6 +1081,7 @@ def main() -> int:
         ("  other unexpected outcomes", count(configs, "other")),
         ("concurrent-writer attempts", len(writers)),
         ("  second writer refused in one line", sum(bool(r.get("refused")) for r in writers)),
+        ("  not contended (first had ended)", count(writers, "not_contended")),
         ("  tracebacks", sum(bool(r.get("tracebacks")) for r in writers)),
         ("  rows lost", sum(r.get("lost", 0) for r in writers)),
         ("  rows duplicated", sum(r.get("duplicated", 0) for r in writers)),
@@ -1070,9 +1093,7 @@ def main() -> int:
     print(f"{'-' * width}  -----")
     for name, value in table:
         print(f"{name:<{width}}  {value:>5}")
-    failing = [r for r in inputs if r.get("outcome") in FAILING_INPUT]
-    failing += [r for r in configs if r.get("outcome") in FAILING_CONFIG]
-    failing += [r for r in writers if r.get("outcome") == "fail"]
+    failing = [r for r in (*inputs, *configs, *writers) if r.get("outcome") in FAILING]
     details = work / "details.json"
     details.write_text(json.dumps({"table": dict(table), "inputs": inputs, "configs": configs,
                                    "writers": writers, "failing": failing}, indent=2,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mind_nemo.core.errors import UserError
+from mind_nemo.core.run_folder import BLEND_FILE, DATASETS, RUN_MANIFEST
 from mind_nemo.pretrain.config import RecipeConfig
 
 #: What a micro-batch holds (GPTDataset also returns a dataset id, which the model never sees).
@@ -31,7 +32,7 @@ BATCH_KEYS = ("tokens", "labels", "loss_mask", "position_ids")
 def read_blend(mix_dir: str | Path) -> dict[str, Any]:
     """``blend.json`` of a mix run: prefixes (checked on disk), weights, tokenizer facts."""
     mix = Path(mix_dir)
-    blend_path = mix / "blend.json"
+    blend_path = mix / BLEND_FILE
     if not blend_path.is_file():
         raise UserError(f"mix_dir={mix}: no blend.json there (run python -m mind_nemo.mix first)")
     blend = json.loads(blend_path.read_text())
@@ -39,12 +40,12 @@ def read_blend(mix_dir: str | Path) -> dict[str, Any]:
     for name, weight in blend["weights"].items():
         prefix = Path(blend["prefixes"][name])
         if not prefix.with_suffix(".idx").is_file():  # the folder may have moved: look beside it
-            prefix = mix / "datasets" / prefix.name
+            prefix = mix / DATASETS / prefix.name
         if not (prefix.with_suffix(".bin").is_file() and prefix.with_suffix(".idx").is_file()):
             raise UserError(f"mix_dir={mix}: dataset {name} is missing ({prefix}.bin/.idx)")
         prefixes.append(str(prefix))
         weights.append(float(weight))
-    manifest_path = mix / "manifest.json"
+    manifest_path = mix / RUN_MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     tokenizer = manifest.get("tokenizer") or {}
     return {"prefixes": prefixes, "weights": weights, "tokenizer": tokenizer}

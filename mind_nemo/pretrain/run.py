@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.run_folder import CONFIG_FILE, RUN_MANIFEST
 from mind_nemo.pretrain import base as base_lib
 from mind_nemo.pretrain.config import PretrainConfig
 
@@ -22,7 +23,7 @@ from mind_nemo.pretrain.config import PretrainConfig
 def _check_run_folder(cfg: PretrainConfig, raw: DictConfig | None) -> None:
     """A run folder belongs to one recipe; refuse to resume it with another."""
     out = Path(cfg.output_dir)
-    saved = out / "config.yaml"
+    saved = out / CONFIG_FILE
     if saved.is_file():
         loaded = OmegaConf.load(saved)  # a mapping: we wrote it (a list would be no run of ours)
         previous = loaded.get("pretrain", {}) if isinstance(loaded, DictConfig) else {}
@@ -59,7 +60,7 @@ def run_pretrain(cfg: PretrainConfig, raw: DictConfig | None = None) -> dict[str
         summary = _train(cfg, rt, base, blend, train_iters)
         summary["wall_s"] = round(time.time() - started, 2)
         if rt.is_main:
-            write_json_atomic(Path(cfg.output_dir) / "manifest.json", summary)
+            write_json_atomic(Path(cfg.output_dir) / RUN_MANIFEST, summary)
         return summary
     finally:
         runtime.shutdown()
