@@ -55,8 +55,9 @@ def _number(bound: float) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """What values a setting allows: bounds (inclusive ``ge``/``le``, exclusive ``gt``/``lt``)
-    or a set of ``choices``. ``None`` passes every rule (optional settings mean "unset")."""
+    """What values a setting allows: finite numbers within bounds (inclusive ``ge``/``le``,
+    exclusive ``gt``/``lt``) or a set of ``choices``. ``None`` passes every rule (optional
+    settings mean "unset")."""
 
     ge: float | None = None
     gt: float | None = None
@@ -67,7 +68,11 @@ class Rule:
     def allows(self, value: Any) -> bool:
         if self.choices is not None:
             return value in self.choices
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             return False
         return not (
             (self.ge is not None and value < self.ge)
@@ -80,6 +85,9 @@ class Rule:
         """The allowed range in words: ``>= 1``, ``between 0 and 1``, ``in (0, 1]``, ..."""
         if self.choices is not None:
             return f"one of: {', '.join(self.choices)}"
+        return f"{self._bounds()} (a finite number)"
+
+    def _bounds(self) -> str:
         low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
         high = (self.le, "]") if self.le is not None else (self.lt, ")")
         if low[0] is not None and high[0] is not None:

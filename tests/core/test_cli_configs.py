@@ -157,6 +157,8 @@ def refusal(stage: str, overrides: list[str]) -> str | None:
         ("synthesize", ["engine.max_concurrent_requests=-4"],
          "engine.max_concurrent_requests=-4: must be >= 1"),
         ("synthesize", ["sampling.temperature=-1"], "sampling.temperature=-1.0: must be >= 0"),
+        ("synthesize", ["sampling.temperature=inf"],
+         "sampling.temperature=inf: must be >= 0 (a finite number)"),
         ("synthesize", ["sampling.top_p=2"], "sampling.top_p=2.0: must be in (0, 1]"),
         ("synthesize", ["engine.request_timeout_s=0"], "engine.request_timeout_s=0.0: must be > 0"),
         ("synthesize", ["engine.server_dead_after_s=0"],
