@@ -123,6 +123,15 @@ def bad_value(key: str, value: Any, why: str) -> ConfigValueError:
     return ConfigValueError(f"{key}={value!r}: {why}")
 
 
+class Checked:
+    """Base of every config dataclass: constructing one checks each field declared with
+    :func:`setting`. A dataclass with checks across fields overrides ``__post_init__`` and calls
+    ``super().__post_init__()`` first."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
 def check_settings(obj: Any) -> None:
     """Check every field of the dataclass ``obj`` declared with :func:`setting`."""
     for f in dataclasses.fields(obj):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, bad_value, register_schema, setting
 from mind_nemo.servers.config import ServerConfig
 
 #: The paper's table columns, in its order, with their printed labels.
@@ -36,7 +36,7 @@ SERVER_APIS: tuple[str, ...] = ("completions", "chat")
 
 
 @dataclass
-class TaskRunConfig:
+class TaskRunConfig(Checked):
     """How one lm-eval task or group of a suite is run."""
 
     #: Few-shot examples (``null``: the task's own default in lm-eval).
@@ -47,12 +47,9 @@ class TaskRunConfig:
     #: Sampling temperature used when voting over more than one sample.
     vote_temperature: float = setting(0.6, ge=0)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class ColumnConfig:
+class ColumnConfig(Checked):
     """One column of the paper's table, read from lm-eval results."""
 
     #: lm-eval result key (task or group) -> metric key as lm-eval reports it, e.g.
@@ -61,9 +58,6 @@ class ColumnConfig:
     #: ``mean`` of the keys (General Reasoning: the paper's mean of 10 tasks) or ``weighted`` by
     #: question count (MMLU and MATH pool their subjects).
     aggregate: str = setting("mean", choices=AGGREGATES)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -87,7 +81,7 @@ class SuiteConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     """A Hugging Face checkpoint evaluated in-process by lm-eval's ``hf`` model."""
 
     #: A model directory (the pretrain stage's ``<run>/hf``), a Hub name, or ``embedded``.
@@ -102,12 +96,9 @@ class ModelConfig:
     #: measured ~10x faster than 2 that other processes keep preempting.
     threads: int | None = setting(None, ge=1)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(Checked):
     """``python -m mind_nemo.evaluate``: one model, one suite -> results.json."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -140,9 +131,6 @@ class EvaluateConfig:
     log_samples: bool = True
     seed: int = setting(1234, ge=0)
     output_dir: str = MISSING
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import MISSING, OmegaConf
 
-from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, bad_value, check_settings, register_schema, setting
 from mind_nemo.servers.config import ServerConfig
 
 #: The variants the paper trains on, each a named output of the filtered run.
@@ -25,7 +25,7 @@ STEPS: tuple[str, ...] = ("auto", "all", "shard", "finalize")
 
 
 @dataclass
-class LengthConfig:
+class LengthConfig(Checked):
     """The paper's rule (drop conversations under ``min_tokens`` generator tokens), plus
     truncated and empty generations."""
 
@@ -33,9 +33,6 @@ class LengthConfig:
     min_tokens: int = setting(50, ge=0)
     #: Drop generations that stopped at the token limit (finish reason ``length``).
     drop_truncated: bool = True
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -61,7 +58,7 @@ class StructureConfig:
 
 
 @dataclass
-class LeakageConfig:
+class LeakageConfig(Checked):
     """Echoed instructions and meta text ("Here is a conversation ...", "I hope this helps")."""
 
     enabled: bool = True
@@ -74,12 +71,9 @@ class LeakageConfig:
     #: A paragraph longer than this is never stripped as a preamble/closing remark.
     max_meta_chars: int = setting(400, ge=0)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class DegenerationConfig:
+class DegenerationConfig(Checked):
     """Loops and copy-paste: repeated word n-grams and repeated lines."""
 
     enabled: bool = True
@@ -92,9 +86,6 @@ class DegenerationConfig:
     #: Fewer lines (or n-grams) than this: too little text to judge, passes.
     min_lines: int = setting(4, ge=0)
     min_ngrams: int = setting(20, ge=0)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -122,7 +113,7 @@ class FaithfulnessConfig:
 
 
 @dataclass
-class DedupConfig:
+class DedupConfig(Checked):
     """Exact and near-duplicate removal across all shards (MinHash LSH, datasketch)."""
 
     exact: bool = True
@@ -133,9 +124,6 @@ class DedupConfig:
     num_perm: int = setting(128, ge=16)
     shingle_words: int = setting(5, ge=1)
     seed: int = setting(1, ge=0)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -151,7 +139,7 @@ class FilterSettings:
 
 
 @dataclass
-class JudgeConfig:
+class JudgeConfig(Checked):
     """Optional LLM judge with the paper's four 1-5 criteria; records scores, drops on request."""
 
     enabled: bool = False
@@ -171,9 +159,6 @@ class JudgeConfig:
     max_tokens: int = setting(64, ge=1)
     #: Conversations scored concurrently before their results are written.
     batch_size: int = setting(256, ge=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -198,7 +183,7 @@ class VariantsConfig:
 
 
 @dataclass
-class FilterStageConfig:
+class FilterStageConfig(Checked):
     """``python -m mind_nemo.filter run_dir=RUN``: synthesize run -> filtered run + variants."""
 
     run_dir: str = MISSING
@@ -219,9 +204,6 @@ class FilterStageConfig:
     filter: FilterSettings = field(default_factory=FilterSettings)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     variants: VariantsConfig = field(default_factory=VariantsConfig)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 def filtered_dir(run_dir: str) -> str:

@@ -18,6 +18,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mind_nemo.core.config import (
+    Checked,
     ConfigValueError,
     bad_value,
     check_settings,
@@ -72,7 +73,7 @@ class SourceConfig:
 
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(Checked):
     """Which tokenizer turns text into token ids, and the end-of-document token."""
 
     #: ``auto``: ``*.model`` -> sentencepiece, ``*.tiktoken``/``*.json`` vocab lists and tiktoken
@@ -92,9 +93,6 @@ class TokenizerConfig:
     #: Megatron/NeMo tiktoken ``.json`` vocabs: reserved special ids and the vocabulary size.
     num_special_tokens: int = setting(1000, ge=0)
     vocab_size: int = setting(131072, ge=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass

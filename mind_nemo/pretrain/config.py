@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, bad_value, check_settings, register_schema, setting
 from mind_nemo.core.errors import UserError
 
 #: What ``step=`` may say (see :mod:`mind_nemo.pretrain.__main__`).
@@ -91,7 +91,7 @@ class OptimizerConfig:
 
 
 @dataclass
-class ParallelConfig:
+class ParallelConfig(Checked):
     """How one model is split over GPUs; data parallel size is what is left of the world."""
 
     tensor_model_parallel_size: int = setting(1, ge=1)
@@ -101,9 +101,6 @@ class ParallelConfig:
     use_distributed_optimizer: bool = False
     #: ``bf16``, ``fp16`` or ``fp32``; CPU runs always use fp32.
     precision: str = setting("bf16", choices=PRECISIONS)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -156,7 +153,7 @@ class RecipeConfig:
 
 
 @dataclass
-class LaunchConfig:
+class LaunchConfig(Checked):
     """How the run is launched: one local process, torchrun on local GPUs, or SLURM nodes."""
 
     #: ``local`` (one process; torchrun when gpus_per_node > 1) or ``slurm``.
@@ -175,12 +172,9 @@ class LaunchConfig:
     #: Shell lines run on every node before torchrun (module loads, env vars).
     setup: list[str] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(Checked):
     """``python -m mind_nemo.pretrain``: a mix's blend + base weights -> trained checkpoints."""
 
     pretrain: RecipeConfig = field(default_factory=RecipeConfig)
@@ -201,9 +195,6 @@ class PretrainConfig:
     #: Torch threads on CPU (``null``: torch's default).
     cpu_threads: int | None = setting(None, ge=1)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 def settle_base_checkpoint(raw: DictConfig) -> None:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from mind_nemo.core.config import check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, register_schema, setting
 
 
 @dataclass
-class ReportConfig:
+class ReportConfig(Checked):
     """``python -m mind_nemo.report RUN_DIR``: report.md + report.html of a run folder."""
 
     run_dir: str = MISSING
@@ -19,9 +19,6 @@ class ReportConfig:
     #: Rows sampled per distribution for the plots (counts are always exact).
     max_points: int = setting(100_000, ge=1)
     seed: int = setting(0, ge=0)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 register_schema("report_schema", ReportConfig)

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
-from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, bad_value, check_settings, register_schema, setting
 from mind_nemo.evaluate.paper import row_scores
 
 #: Pipeline stages in chain order; each is ``python -m mind_nemo.<stage>``.
@@ -27,7 +27,7 @@ EXECUTORS: tuple[str, ...] = ("slurm", "local")
 
 
 @dataclass
-class Resources:
+class Resources(Checked):
     """What one SLURM job (or each task of an array) asks for; ``null`` leaves SLURM's default."""
 
     partition: str | None = None
@@ -44,9 +44,6 @@ class Resources:
     exclusive: bool = False
     #: Further sbatch flags, one per item, e.g. ``--constraint=h100``.
     extra: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -94,7 +91,7 @@ class Dirs:
 
 
 @dataclass
-class SlurmConfig:
+class SlurmConfig(Checked):
     """Cluster-wide settings of every job the submitter renders."""
 
     #: Interpreter the jobs run; ``null``: the one running the submitter.
@@ -113,9 +110,6 @@ class SlurmConfig:
     qos: str | None = None
     #: Submit every job held (``scontrol release`` starts them); for inspecting a chain.
     hold: bool = False
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass

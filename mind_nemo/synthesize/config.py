@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from mind_nemo.core.config import bad_value, check_settings, register_schema, setting
+from mind_nemo.core.config import Checked, bad_value, check_settings, register_schema, setting
 from mind_nemo.core.corpus import CorpusConfig
 from mind_nemo.servers.config import ServerConfig
 
@@ -37,7 +37,7 @@ class ChunkConfig:
 
 
 @dataclass
-class SamplingConfig:
+class SamplingConfig(Checked):
     """Decoding settings sent with every request (paper defaults)."""
 
     temperature: float = setting(1.0, ge=0)
@@ -47,9 +47,6 @@ class SamplingConfig:
     #: Optional hard cap on new tokens per request (``null``: derived from the budget only).
     max_new_tokens: int | None = setting(None, ge=1)
     seed: int | None = setting(None, ge=0)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 @dataclass
@@ -94,7 +91,7 @@ class StyleConfig:
 
 
 @dataclass
-class ProjectionConfig:
+class ProjectionConfig(Checked):
     """The full-scale job to project cost for, from this run's measured throughput."""
 
     #: Raw tokens to rewrite (OpenWebMath: 14.7B).
@@ -106,12 +103,9 @@ class ProjectionConfig:
     #: GPUs available for the full job (wall time = GPU-hours / this).
     cluster_gpus: int = setting(512, ge=1)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class SynthesizeConfig:
+class SynthesizeConfig(Checked):
     """``python -m mind_nemo.synthesize``: corpus -> contexts -> conversations."""
 
     style: StyleConfig | None = None
@@ -134,21 +128,15 @@ class SynthesizeConfig:
     lock: bool = True
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
 
-    def __post_init__(self) -> None:
-        check_settings(self)
-
 
 @dataclass
-class MergeConfig:
+class MergeConfig(Checked):
     """``python -m mind_nemo.merge``: check a sharded run, publish its manifest and export."""
 
     run_dir: str = MISSING
     #: Write the Parquet export (one folder per style).
     export_parquet: bool = True
     rows_per_file: int = setting(500_000, ge=1)
-
-    def __post_init__(self) -> None:
-        check_settings(self)
 
 
 register_schema("synthesize_schema", SynthesizeConfig)
