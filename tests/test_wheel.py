@@ -43,10 +43,12 @@ ENTRY_POINTS = (
     "mind_nemo.evaluate",
     "mind_nemo.evaluate.compare",
     "mind_nemo.submit",
+    "mind_nemo.import_nemo_skills",
     "mind_nemo.servers.stub",
     "mind_nemo.submit.serve",
     "mind_nemo.submit.health",
     "mind_nemo.submit.shard_done",
+    "mind_nemo.submit.step",
 )
 
 #: The folders whose files the wheel ships, and where each lands inside it.
@@ -183,7 +185,6 @@ def test_wheel_ships_every_source_and_data_file(installed):
         "mind_nemo/synthesize/prompts/*.yaml",
         "mind_nemo/hydra_configs/*.yaml",
         "mind_nemo/hydra_configs/experiment/base/*.yaml",
-        "mind_nemo/submit/templates/*.sbatch.j2",
         "mind_nemo/data/*.jsonl",
         "mind_nemo/data/eval_fixtures/*/*/*/*.jsonl",
         "mind_nemo/evaluate/lm_tasks/*.yaml",

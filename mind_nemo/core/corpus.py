@@ -76,7 +76,7 @@ import logging
 import os
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +88,10 @@ from mind_nemo.core.config import check_settings, setting
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.package_files import data_path
 from mind_nemo.core.records import Document, text_hash, text_problem
+from mind_nemo.core.released import RELEASED_COLUMNS
 
+#: ``corpus.text_field``'s default; only this default falls back to the released ``Text``.
+DEFAULT_TEXT_FIELD = "text"
 #: Values of ``corpus.on_bad_file``.
 BAD_FILE_POLICIES: tuple[str, ...] = ("error", "skip")
 
@@ -102,7 +105,9 @@ class CorpusConfig:
     path: str = "sample"
     #: ``auto`` (from the path), ``jsonl``, ``parquet`` or ``hf``.
     format: str = "auto"
-    text_field: str = "text"
+    #: The text column. With the default ``text``, a source (or JSONL row) that has no ``text``
+    #: but has the released Nemotron-MIND ``Text`` is read from ``Text`` (:func:`text_column`).
+    text_field: str = DEFAULT_TEXT_FIELD
     #: Field holding a stable document id; ``null`` derives one from source path + row number.
     id_field: str | None = None
     #: Split and config name for Hugging Face datasets.
@@ -724,10 +729,24 @@ def _parse_line(raw: bytes, first: bool) -> Row:
     return value
 
 
+def text_column(names: Collection[str], text_field: str) -> str:
+    """The column to read the text from: ``text_field`` if present; else, when it is our
+    default ``text``, the released naming's ``Text`` if present; else ``text_field`` (absent).
+
+    Exact names win, so a source with both ``text`` and ``Text`` reads ``text``; any other
+    configured name is used as given, never guessed.
+    """
+    if text_field in names or text_field != DEFAULT_TEXT_FIELD:
+        return text_field
+    released = RELEASED_COLUMNS[DEFAULT_TEXT_FIELD]
+    return released if released in names else text_field
+
+
 def _check_columns(source: Source, columns: Iterable[str], cfg: CorpusConfig) -> None:
     """Fail early when a table lacks the configured text or id column."""
     names = list(columns)
-    for key, field_name in (("text_field", cfg.text_field), ("id_field", cfg.id_field)):
+    text_field = text_column(names, cfg.text_field)
+    for key, field_name in (("text_field", text_field), ("id_field", cfg.id_field)):
         if field_name is not None and field_name not in names:
             raise UserError(
                 f"{source.label} has no column {field_name!r} (columns: {', '.join(names)}); "
@@ -815,7 +834,8 @@ def _make_document(row: Row, label: str, row_number: int, cfg: CorpusConfig) -> 
     """
     if isinstance(row, str):
         return row
-    text: Any = row.get(cfg.text_field)  # any JSON value until text_problem has checked it
+    text_field = text_column(row, cfg.text_field)
+    text: Any = row.get(text_field)  # any JSON value until text_problem has checked it
     if reason := text_problem(text):
         return reason
     if cfg.id_field:
@@ -827,7 +847,7 @@ def _make_document(row: Row, label: str, row_number: int, cfg: CorpusConfig) -> 
             return "invalid_id"
     else:
         doc_id = text_hash(f"{label}:{row_number}")
-    skip = (cfg.text_field, cfg.id_field)
+    skip = (text_field, cfg.id_field)
     metadata = {str(k): _jsonable(v) for k, v in row.items() if k not in skip}
     return Document(id=doc_id, text=text, metadata=metadata)
 

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ConversationKey = tuple[str, int, str, int]
+#: The field of a contexts row that a style prompt's ``{context}`` placeholder is filled from.
+#: NeMo-Skills fills a prompt template from the fields of each input row, so a contexts file is
+#: a valid ``nemo_skills.inference.generate`` input only because its rows carry this field.
+CONTEXT_FIELD = "context"
 
 
 def text_problem(text: Any) -> str | None:
@@ -43,6 +47,8 @@ class Context:
 
     ``token_start``/``token_end`` index the document's tokens (generator tokenizer) and
     ``char_start``/``char_end`` its characters, so a context can always be traced back.
+    A serialised row carries the text twice: as ``text`` (what our readers take) and as
+    :data:`CONTEXT_FIELD` (what a prompt template is filled with, here and in NeMo-Skills).
     """
 
     document_id: str
@@ -58,7 +64,9 @@ class Context:
         return self.token_end - self.token_start
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+        row = dict(vars(self))  # not dataclasses.asdict: it deep-copies, per row
+        row[CONTEXT_FIELD] = self.text
+        return json.dumps(row, ensure_ascii=False)
 
 
 @dataclass
@@ -85,7 +93,7 @@ class Conversation:
         return (self.document_id, self.context_index, self.conversational_style, self.sample)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+        return json.dumps(vars(self), ensure_ascii=False)  # fields only, no deep copy
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Conversation:

@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 #: Folders with one file per shard.
 CONVERSATIONS = "conversations"
 CONTEXTS = "contexts"
+#: Synthesize resume: per document, how many contexts it gave (skip finished ones untokenised).
+DOCUMENTS = "documents"
 FAILURES = "failures"
 MANIFESTS = "manifests"
 REJECTS = "rejects"
@@ -80,9 +82,20 @@ REJECTS = "rejects"
 WORK = "work"
 KEPT = "kept"
 DEDUP = "dedup"
+#: Filter, scalable dedup (``work/<name>/``): band-bucket records and row keys per shard, the
+#: duplicate pairs of each hash range, the drops per shard, and the apply step's done markers.
+DEDUP_BUCKETS = "dedup-buckets"
+DEDUP_KEYS = "dedup-keys"
+DEDUP_PAIRS = "dedup-pairs"
+DEDUP_DROPS = "dedup-drops"
+DEDUP_APPLIED = "dedup-applied"
 VARIANTS = "variants"
 #: Merge: the Parquet export, one folder per style.
 EXPORT = "export"
+#: The export's dataset card (Hugging Face reads its ``configs:``), and its Parquet files
+#: (ours are ``<style>/part-NNNNN.parquet``; a released download names them its own way).
+EXPORT_CARD = "README.md"
+EXPORT_FILE_GLOB = "*/*.parquet"
 #: Mix: one Megatron dataset per source, and per-array-task parts of them.
 DATASETS = "datasets"
 PARTS = "shards"
@@ -99,6 +112,8 @@ DATA_ARGS_FILE = "data_args.txt"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_PLOTS = "report_plots"
+#: The report's self-contained data viewer (contexts beside their conversations).
+VIEWER_HTML = "viewer.html"
 
 #: Shard files of a per-shard folder, and the parts of a variant or export folder.
 SHARD_GLOB = "shard-*.jsonl"
@@ -114,6 +129,11 @@ LOCK_ENV = "MIND_NEMO_LOCK"
 def shard_name(shard_id: int, num_shards: int) -> str:
     """``shard-00003-of-00016``: sortable, and names its siblings' count."""
     return f"shard-{shard_id:05d}-of-{num_shards:05d}"
+
+
+def range_name(range_id: int, num_ranges: int) -> str:
+    """``range-00003-of-00064``: one hash range of the filter's dedup buckets."""
+    return f"range-{range_id:05d}-of-{num_ranges:05d}"
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,9 @@ class RunFolder:
 
     def contexts(self, shard: str) -> Path:
         return self.shard_file(CONTEXTS, shard)
+
+    def documents(self, shard: str) -> Path:
+        return self.shard_file(DOCUMENTS, shard)
 
     def failures(self, shard: str) -> Path:
         return self.shard_file(FAILURES, shard)
@@ -588,8 +611,16 @@ def step_locks(
     run_dir: Path, step: str, shard_id: int, num_shards: int, *, stage: str
 ) -> Iterator[None]:
     """The locks of one step of a two-pass stage (filter, mix): ``step=shard`` holds its shard,
-    ``step=finalize`` the finalize lock, ``step=all`` (one process does both) both of them."""
-    names = {"shard": [shard_name(shard_id, num_shards)], "finalize": ["finalize"]}
+    ``step=finalize`` the finalize lock, ``step=all`` (one process does both) both of them; the
+    filter's dedup steps (``bucket``, ``cluster``, ``apply``) lock their own task."""
+    task = shard_name(shard_id, num_shards)
+    names = {
+        "shard": [task],
+        "finalize": ["finalize"],
+        "bucket": [f"bucket-{task}"],
+        "cluster": ["cluster"],
+        "apply": [f"apply-{task}"],
+    }
     with contextlib.ExitStack() as stack:
         for name in names.get(step, [shard_name(0, 1), "finalize"]):
             stack.enter_context(take_lock(run_dir, name, what=f"{name} of {stage} run {run_dir}"))

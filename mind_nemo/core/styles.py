@@ -2,6 +2,8 @@
 
 Synthesis generates them, the filter groups and builds variants by them, the mix and the report
 name them. They live here, below every stage, so no stage has to import another to know them.
+Their names in the released Nemotron-MIND data (``TWO_STUDENTS``, ...) are in
+:mod:`mind_nemo.core.released`, the one table between the two namings.
 """
 
 from __future__ import annotations

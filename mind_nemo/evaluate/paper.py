@@ -58,3 +58,10 @@ def paper_rows() -> list[dict[str, object]]:
         }
         for name, scores in PAPER_OWM4B.items()
     ]
+
+
+#: Conversation lengths the paper reports for its generated data (tokens per conversation): the
+#: LONGEST variant averages 653; the single styles average between 452 and 630 (the paper gives
+#: the range, so no per-style figure is written here).
+PAPER_LONGEST_MEAN_TOKENS = 653
+PAPER_SINGLE_STYLE_MEAN_TOKENS = (452, 630)

@@ -39,10 +39,24 @@ def print_summary(output_dir: str, manifest: dict[str, Any]) -> None:
         print()
         print(format_table(["variant", "rows", "tokens"], variants))
     totals = manifest["conversations"]
+    share = f" ({totals['kept'] / totals['input']:.0%})" if totals["input"] else ""
+    top = ", ".join(f"{r} {n}" for r, n in list(manifest["reasons"].items())[:3])
     print(
-        f"\nkept {totals['kept']} of {totals['input']} conversations "
+        f"\nkept {totals['kept']} of {totals['input']} conversations{share}"
+        f"{'; top reasons: ' + top if top else ''} "
         f"({manifest['dedup']['exact']} exact and {manifest['dedup']['near']} near duplicates)"
     )
+    loops = sum(
+        n
+        for t in manifest["by_style"].values()
+        for note, n in t.get("notes", {}).items()
+        if note.startswith("degenerate:")
+    )
+    if loops:
+        print(
+            f"warning: {loops} kept conversations loop (repeated n-grams or lines); they are "
+            "kept because filter.degeneration.enabled=false (as in filter=paper)"
+        )
     print(f"filtered run:   {output_dir}  (report: python -m mind_nemo.report {output_dir})")
 
 

@@ -31,8 +31,8 @@ def build_chain(
         chain.append(MinTokensFilter(settings.length))
     if settings.structure.enabled:
         chain.append(StructureFilter(settings.structure))
-    if settings.degeneration.enabled:
-        chain.append(DegenerationFilter(settings.degeneration))
+    # Loops are always measured; with degeneration.enabled=false they are kept and noted.
+    chain.append(DegenerationFilter(settings.degeneration, drop=settings.degeneration.enabled))
     if settings.faithfulness.enabled:
         chain.append(FaithfulnessFilter(settings.faithfulness))
     if settings.structure.normalize_speakers:

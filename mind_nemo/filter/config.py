@@ -21,7 +21,9 @@ from mind_nemo.servers.config import ServerConfig
 #: The variants the paper trains on, each a named output of the filtered run.
 VARIANT_NAMES: tuple[str, ...] = ("longest", "all", "concat", "raw")
 #: How a filter stage invocation splits its work (see mind_nemo/filter/README.md).
-STEPS: tuple[str, ...] = ("auto", "all", "shard", "finalize")
+STEPS: tuple[str, ...] = ("auto", "all", "shard", "bucket", "cluster", "apply", "finalize")
+#: How duplicates across shards are found (see "Dedup at scale" in mind_nemo/filter/README.md).
+DEDUP_MODES: tuple[str, ...] = ("auto", "memory", "scalable")
 
 
 @dataclass
@@ -124,6 +126,30 @@ class DedupConfig(Checked):
     num_perm: int = setting(128, ge=16)
     shingle_words: int = setting(5, ge=1)
     seed: int = setting(1, ge=0)
+    #: Scalable path only: in one LSH bucket, a conversation is compared with at most this many
+    #: earlier members (the in-memory index compares it with all of them); bounds the work of
+    #: a giant bucket of boilerplate.
+    max_bucket_compare: int = setting(1000, ge=1)
+
+
+@dataclass
+class DedupRunConfig(Checked):
+    """How dedup runs (``dedup.*``): which path, and its memory and parallelism. None of these
+    change which conversations are removed, so none of them is part of the settings hash."""
+
+    #: ``memory``: one process holds the LSH index (fast, ~4 GB per million kept rows);
+    #: ``scalable``: on-disk band buckets, memory bounded by ``sort_buffer_rows``;
+    #: ``auto``: ``memory`` up to ``auto_max_rows`` staged rows, else ``scalable``
+    #: (bench/bench_dedup.py: the two cost the same CPU at ~10,000 rows, scalable is faster
+    #: above and its memory stays flat).
+    mode: str = setting("auto", choices=DEDUP_MODES)
+    auto_max_rows: int = setting(10_000, ge=0)
+    #: Bucket records (25 bytes each) one process sorts in memory; bigger ranges are split.
+    sort_buffer_rows: int = setting(4_000_000, ge=1_000)
+    #: Hash ranges the band buckets are split into (one bucket task handles several).
+    ranges: int = setting(64, ge=1)
+    #: Local worker processes for the bucket and apply steps of ``step=all``.
+    workers: int = setting(1, ge=1)
 
 
 @dataclass
@@ -204,6 +230,7 @@ class FilterStageConfig(Checked):
     filter: FilterSettings = field(default_factory=FilterSettings)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     variants: VariantsConfig = field(default_factory=VariantsConfig)
+    dedup: DedupRunConfig = field(default_factory=DedupRunConfig)
 
 
 def filtered_dir(run_dir: str) -> str:

@@ -1,12 +1,13 @@
 """Pass 2 of the filter stage: duplicates across all shards, final files, variants, manifest.
 
-Runs once, after pass 1 has committed every shard. It walks the staged shards in order and
-keeps the first conversation of each exact or near-duplicate group (fingerprints in a set,
-signatures memory-mapped into a MinHash LSH index), rewrites each shard's kept rows and rejects
-into their final place (temp file + rename), builds the variants and writes ``manifest.json``
-last: a done marker that vouches for every final file by checksum, so a later run that finds it
-valid knows nothing needs redoing. Rerunning it redoes all of this from the staged files, so it
-is safe to repeat.
+Runs once, after pass 1 has committed every shard. In memory (``dedup.mode=memory``) it walks
+the staged shards in order and keeps the first conversation of each exact or near-duplicate
+group (fingerprints in a set, signatures memory-mapped into a MinHash LSH index); with the
+scalable path (:mod:`mind_nemo.filter.dedup`) the apply step has already done that part. It
+rewrites each shard's kept rows and rejects into their final place (temp file + rename),
+builds the variants and writes ``manifest.json`` last: a done marker that vouches for every
+final file by checksum, so a later run that finds it valid knows nothing needs redoing.
+Rerunning it redoes all of this from the staged files, so it is safe to repeat.
 """
 
 from __future__ import annotations
@@ -88,52 +89,73 @@ def _fresh_tally(markers: dict[str, dict[str, Any]]) -> Tally:
     return tally
 
 
+def rewrite_shard(
+    layout: OutputLayout,
+    shard: str,
+    shard_drops: dict[int, tuple[str, int]],
+    tally: Tally,
+    key_of: Callable[[int], str],
+    seen: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """One shard's final conversations and rejects (temp file + rename); its counts and
+    checksums. ``key_of`` names the original a dropped row duplicates (``duplicate_of``);
+    ``seen(row_number, row)`` is told about every staged row, in order."""
+    final, rejects = layout.conversations(shard), layout.rejects(shard)
+    kept_tmp, rejects_tmp = temp_path(final), temp_path(rejects)
+    for path in (kept_tmp, rejects_tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+    shutil.copyfile(layout.staged_rejects(shard), rejects_tmp)
+    kept = dropped = 0
+    with JsonlAppender(kept_tmp) as out, JsonlAppender(rejects_tmp) as rejected:
+        for row_number, (_, row, _raw) in enumerate(read_lines(layout.staged_kept(shard))):
+            if row is None:  # staged by us: cannot happen unless the disk lies
+                raise RuntimeError(f"{shard}: unreadable staged row {row_number}")
+            if seen is not None:
+                seen(row_number, row)
+            style = row["conversational_style"]
+            if row_number in shard_drops:
+                reason, original = shard_drops[row_number]
+                tally.reject(style, reason)
+                extra = {"duplicate_of": key_of(original)}
+                rejected.append(json.dumps(rejected_row(row, reason, **extra), ensure_ascii=False))
+                dropped += 1
+            else:
+                tally.keep(style, row, row.get("filter_notes"))
+                out.append(json.dumps(row, ensure_ascii=False))
+                kept += 1
+        out.sync()
+        rejected.sync()
+    publish(kept_tmp, final)
+    publish(rejects_tmp, rejects)
+    return {
+        "kept": kept,
+        "duplicates": dropped,
+        "conversations_sha256": file_sha256(final),
+        "rejects_sha256": file_sha256(rejects),
+    }
+
+
 def rewrite(
     layout: OutputLayout, shards: list[str], drops: Drops, originals: set[int], tally: Tally
 ) -> dict[str, dict[str, Any]]:
     """Final conversations and rejects per shard; return per-shard counts and checksums."""
     keys: dict[int, str] = {}
-    uid = 0
     summary = {}
+    base = 0
     for shard in shards:
-        final, rejects = layout.conversations(shard), layout.rejects(shard)
-        kept_tmp, rejects_tmp = temp_path(final), temp_path(rejects)
-        for path in (kept_tmp, rejects_tmp):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.unlink(missing_ok=True)
-        shutil.copyfile(layout.staged_rejects(shard), rejects_tmp)
-        kept = dropped = 0
-        shard_drops = drops.get(shard, {})
-        with JsonlAppender(kept_tmp) as out, JsonlAppender(rejects_tmp) as rejected:
-            for row_number, (_, row, _raw) in enumerate(read_lines(layout.staged_kept(shard))):
-                if row is None:  # staged by us: cannot happen unless the disk lies
-                    raise RuntimeError(f"{shard}: unreadable staged row {row_number}")
-                if uid in originals:
-                    keys[uid] = key_string(row_key(row))
-                style = row["conversational_style"]
-                if row_number in shard_drops:
-                    reason, original = shard_drops[row_number]
-                    tally.reject(style, reason)
-                    extra = {"duplicate_of": keys.get(original, str(original))}
-                    rejected.append(
-                        json.dumps(rejected_row(row, reason, **extra), ensure_ascii=False)
-                    )
-                    dropped += 1
-                else:
-                    tally.keep(style, row, row.get("filter_notes"))
-                    out.append(json.dumps(row, ensure_ascii=False))
-                    kept += 1
-                uid += 1
-            out.sync()
-            rejected.sync()
-        publish(kept_tmp, final)
-        publish(rejects_tmp, rejects)
-        summary[shard] = {
-            "kept": kept,
-            "duplicates": dropped,
-            "conversations_sha256": file_sha256(final),
-            "rejects_sha256": file_sha256(rejects),
-        }
+        rows = 0
+
+        def seen(row_number: int, row: dict[str, Any], base: int = base) -> None:
+            nonlocal rows
+            rows += 1
+            if base + row_number in originals:
+                keys[base + row_number] = key_string(row_key(row))
+
+        summary[shard] = rewrite_shard(
+            layout, shard, drops.get(shard, {}), tally, lambda o: keys.get(o, str(o)), seen
+        )
+        base += rows
     return summary
 
 
@@ -173,13 +195,24 @@ def finalize(
     signer: Signer | None,
     count_tokens: Callable[[str], int],
     settings_hash: str,
+    applied: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Dedup (in memory, unless ``applied`` holds the scalable apply step's per-shard records),
+    then variants and the manifest."""
     started = time.monotonic()
     shards = source.shards
     layout.manifest.unlink(missing_ok=True)  # nothing looks finished while we rewrite
-    drops, originals = decide_duplicates(layout, shards, cfg, signer)
     tally = _fresh_tally(markers)
-    shard_summary = rewrite(layout, shards, drops, originals, tally)
+    if applied is None:
+        mode = "memory"
+        drops, originals = decide_duplicates(layout, shards, cfg, signer)
+        shard_summary = rewrite(layout, shards, drops, originals, tally)
+    else:  # the scalable path's apply step already wrote every shard
+        mode = "scalable"
+        shard_summary = {}
+        for shard in shards:
+            tally.merge(Tally.from_dict(applied[shard]["by_style"]))
+            shard_summary[shard] = applied[shard]["summary"]
     variants = build_variants(
         _kept_rows(layout, shards), _contexts(source), cfg.variants, layout.root, count_tokens
     )
@@ -202,6 +235,7 @@ def finalize(
         "dedup": {
             "exact": reasons.get("duplicate_exact", 0),
             "near": reasons.get("near_duplicate", 0),
+            "mode": mode,
             "exact_enabled": cfg.filter.dedup.exact,
             "near_enabled": cfg.filter.dedup.near,
             "threshold": cfg.filter.dedup.threshold,

@@ -1,17 +1,28 @@
 """Garbage in, counted out: read conversation rows without trusting them, and build output rows.
 
-A line that is not a JSON object is ``malformed_json``; an object without a usable ``text``,
-``conversational_style``, ``document_id`` or ``context_index`` is ``malformed_row``. Both are
-counted per style (``<unknown>`` when the style itself is missing), logged (the first few in
-full, then a count) and written to the rejects file; neither stops the stage.
+Rows come from JSONL shards or from the Parquet files of an export folder, in our naming or the
+released Nemotron-MIND one (``Text``, ``Conversational Style``, ``Document ID``), which
+:func:`~mind_nemo.core.released.from_released` maps to ours (a released row is context 0 of its
+Document ID). A line that is not a JSON object is ``malformed_json``; an object without a usable
+``text``, ``conversational_style``, ``document_id`` or ``context_index`` (in either naming), or
+with fields of both namings, is ``malformed_row``. Both are counted per style (``<unknown>``
+when the style itself is missing), logged (the first few in full, then a count) and written to
+the rejects file; neither stops the stage.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mind_nemo.core.errors import UserError
+from mind_nemo.core.jsonl import read_lines
+from mind_nemo.core.released import RELEASED_COLUMNS, from_released, naming_of
 from mind_nemo.filter.rules.base import Item
 
 log = logging.getLogger(__name__)
@@ -20,8 +31,43 @@ UNKNOWN_STYLE = "<unknown>"
 LOG_FIRST = 5
 
 
+#: Parquet rows read per batch from an export file.
+BATCH_ROWS = 1024
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """``(row number, row in our naming or None, raw line)`` of a JSONL shard or Parquet file.
+
+    A row in the released naming is mapped to ours; any other row is passed on as it is, for
+    :func:`row_problem` to judge. Parquet rows have no raw line (``""``).
+    """
+    if path.suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
+    for number, row, raw in read_lines(path):
+        yield number, None if row is None else from_released(row), raw
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    number = 0
+    try:
+        with pq.ParquetFile(path) as parquet:
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                for row in batch.to_pylist():
+                    number += 1
+                    yield number, from_released(row), ""
+    except (OSError, pa.ArrowException) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"cannot read {path} after {number} rows: {first}") from err
+
+
 def row_problem(row: dict[str, Any]) -> str | None:
     """Why a parsed row cannot be filtered, or None if it can."""
+    naming = naming_of(row)
+    if naming != "ours" and naming != "released":
+        ours, released = ", ".join(RELEASED_COLUMNS), ", ".join(RELEASED_COLUMNS.values())
+        which = "both namings" if naming == "both" else "neither naming"
+        return f"has fields of {which} (ours: {ours}; released: {released})"
     if not isinstance(row.get("text"), str):
         return "text is missing or not a string"
     if not isinstance(row.get("conversational_style"), str) or not row["conversational_style"]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mind_nemo.core.jsonl import JsonlAppender, read_lines
+from mind_nemo.core.jsonl import JsonlAppender
 from mind_nemo.core.run_folder import file_sha256, publish, temp_path
 from mind_nemo.filter.chain import run_chain
 from mind_nemo.filter.config import FilterSettings
@@ -32,6 +32,7 @@ from mind_nemo.filter.rows import (
     UNKNOWN_STYLE,
     MalformedLog,
     kept_row,
+    read_rows,
     rejected_row,
     row_problem,
 )
@@ -91,7 +92,7 @@ class ShardPass:
         )
         try:
             batch: list[Item] = []
-            for number, row, raw in read_lines(self.source):
+            for number, row, raw in read_rows(self.source):
                 bar.update(1)
                 item = self._check(number, row, raw, contexts)
                 if item is not None:

@@ -6,6 +6,13 @@ Checks that the folder is a synthesize run (``conversations/shard-*.jsonl``) and
 would silently miss its tail. Opening checks every shard's status; :meth:`SourceRun.check_inputs`
 then checks the checksums of the shards this process reads, with the digests it computed anyway,
 so an array task reads only its own shards.
+
+An export folder (``RUN/export`` from ``merge``, or a download of the released Nemotron-MIND:
+``<STYLE>/*.parquet``, in either naming) is read too: its Parquet files, sorted by path, are its
+shards (``shard-00000-of-N`` is the first file; the log lists them). It has no shard manifests
+and no contexts, so there is nothing to verify and the context checks count
+``missing_context``; its tokenizer comes from the run's ``config.yaml`` when the export sits in
+a synthesize run, else from ``tokenizer=NAME``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ from typing import Any
 import yaml
 
 from mind_nemo.core.errors import UserError
-from mind_nemo.core.run_folder import RunFolder, shard_problems, summarize
+from mind_nemo.core.run_folder import (
+    EXPORT_FILE_GLOB,
+    RunFolder,
+    shard_name,
+    shard_problems,
+    summarize,
+)
 from mind_nemo.core.styles import ALL_STYLES
 from mind_nemo.filter.rules.leakage import instruction_text
 from mind_nemo.synthesize.styles import load_prompt
@@ -34,8 +47,12 @@ class SourceRun:
     shards: list[str]
     config: dict[str, Any] = field(default_factory=dict)
     allow_incomplete: bool = False
+    #: For an export folder: shard name -> its Parquet file (None for a synthesize run).
+    files: dict[str, Path] | None = None
 
     def conversations(self, shard: str) -> Path:
+        if self.files is not None:
+            return self.files[shard]
         return RunFolder(self.run_dir).conversations(shard)
 
     def contexts(self, shard: str) -> Path:
@@ -52,7 +69,10 @@ class SourceRun:
 
     def check_inputs(self, shas: dict[str, str]) -> None:
         """The shards this process reads (shard -> SHA-256 of its conversations, as read) are
-        still what their manifests vouch for; else refuse, unless ``allow_incomplete``."""
+        still what their manifests vouch for; else refuse, unless ``allow_incomplete``.
+        An export folder has no shard manifests: nothing to check."""
+        if self.files is not None:
+            return
         digests = {self.conversations(shard): sha for shard, sha in shas.items()}
         _judge(self.run_dir, shard_problems(self.run_dir, shas, digests=digests),
                self.allow_incomplete)  # fmt: skip
@@ -74,7 +94,7 @@ class SourceRun:
             except UserError as err:
                 log.warning("no instruction-echo check for style %s: %s", style, err)
                 continue
-            found[style] = instruction_text(prompt.user, prompt.system)
+            found[style] = instruction_text(prompt.user, prompt.system or "")
         return found
 
 
@@ -84,20 +104,38 @@ def open_source_run(run_dir: Path, allow_incomplete: bool = False) -> SourceRun:
     folder = RunFolder(run_dir)
     shards = folder.shards()
     if not shards:
+        exported = sorted(run_dir.glob(EXPORT_FILE_GLOB))
+        if exported:
+            return _export_source(run_dir, exported)
         raise UserError(
-            f"{run_dir} is not a synthesize run (no conversations/shard-*.jsonl); "
-            "pass the output_dir of python -m mind_nemo.synthesize"
+            f"{run_dir} is not a synthesize run (no conversations/shard-*.jsonl) nor an export "
+            f"({EXPORT_FILE_GLOB}); pass the output_dir of python -m mind_nemo.synthesize"
         )
-    config: dict[str, Any] = {}
-    config_path = folder.config
-    if config_path.is_file():
-        try:
-            config = yaml.safe_load(config_path.read_text()) or {}
-        except yaml.YAMLError:
-            log.warning("%s is not valid YAML; using defaults", config_path)
+    config = _read_config(folder.config)
     expected = folder.expected_shards() or shards
     _judge(run_dir, shard_problems(run_dir, expected, verify="status"), allow_incomplete)
-    return SourceRun(run_dir, shards, config if isinstance(config, dict) else {}, allow_incomplete)
+    return SourceRun(run_dir, shards, config, allow_incomplete)
+
+
+def _export_source(run_dir: Path, exported: list[Path]) -> SourceRun:
+    """An export folder: one shard per Parquet file; the run's config if it sits in one."""
+    files = {shard_name(i, len(exported)): path for i, path in enumerate(exported)}
+    for shard, path in files.items():
+        log.info("%s is %s", shard, path.relative_to(run_dir))
+    run = RunFolder(run_dir.resolve().parent)
+    config = _read_config(run.config) if run.export == run_dir.resolve() else {}
+    return SourceRun(run_dir, list(files), config, files=files)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        log.warning("%s is not valid YAML; using defaults", path)
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _judge(run_dir: Path, problems: list[str], allow_incomplete: bool) -> None:

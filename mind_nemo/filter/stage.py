@@ -2,9 +2,12 @@
 
 ``step=shard`` runs pass 1 on this task's share of the source shards (source shard *j* goes to
 task ``j % num_shards``, the same job-array variables as synthesis); ``step=finalize`` runs
-pass 2 once every shard is staged; ``step=all`` does both in one process. Finished work is
-never redone: a shard whose marker matches its input checksum and settings is skipped, and a
-run whose manifest already covers the current inputs is reported as complete.
+pass 2 once every shard is staged; ``step=all`` does both in one process. With
+``dedup.mode=scalable`` (:mod:`mind_nemo.filter.dedup`) dedup has steps of its own between
+them: ``step=shard`` also writes the shard's band buckets, then ``step=bucket`` (array),
+``step=cluster`` (one task) and ``step=apply`` (array) run before ``step=finalize``.
+Finished work is never redone: a shard whose marker matches its input checksum and settings
+is skipped, and a run whose manifest already covers the current inputs is reported as complete.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mind_nemo.core.run_folder import (
 )
 from mind_nemo.filter.chain import build_chain
 from mind_nemo.filter.config import FilterStageConfig
+from mind_nemo.filter.dedup.steps import ScalableDedup
 from mind_nemo.filter.finalize import finalize
 from mind_nemo.filter.layout import OutputLayout
 from mind_nemo.filter.rules.dedup import Signer
@@ -42,6 +46,8 @@ from mind_nemo.servers.client import OpenAICompatibleClient
 from mind_nemo.servers.launch import open_server
 
 log = logging.getLogger("mind_nemo.filter")
+#: Above this many staged rows an in-memory dedup (~4 GB per million) gets a warning.
+MEMORY_WARN_ROWS = 1_000_000
 
 
 def settings_hash(cfg: FilterStageConfig, tokenizer: str | None) -> str:
@@ -77,6 +83,14 @@ class FilterStage:
         self.count_tokens = TokenCounter(self.tokenizer)
         self.hash = settings_hash(cfg, self.tokenizer)
         self.signer = Signer(cfg.filter.dedup) if cfg.filter.dedup.near else None
+        self.dedup = ScalableDedup(
+            self.layout,
+            self.source.shards,
+            cfg.filter.dedup,
+            cfg.dedup,
+            self.hash,
+            str(self.signer.dtype) if self.signer else "uint32",
+        )
 
     def run(self) -> dict[str, Any] | None:
         """Run this invocation's step; the run manifest once finalized, else None."""
@@ -93,6 +107,9 @@ class FilterStage:
         write_atomic(self.layout.config, OmegaConf.to_yaml(self.raw, resolve=True))
         if self.step == "shard":
             self._shard_step()
+            return None
+        if self.step in ("bucket", "cluster", "apply"):
+            self._dedup_step()
             return None
         shas = {s: file_sha256(self.source.conversations(s)) for s in self.source.shards}
         self.source.check_inputs(shas)
@@ -115,9 +132,62 @@ class FilterStage:
                 f"pass 1 is not done for source shards {missing[:10]} "
                 "(run step=shard for them first)"
             )
+        applied = None
+        if self._scalable(markers):
+            if self.step == "all":
+                applied = self.dedup.run_all(shas)
+            else:
+                applied = self.dedup.applied_all(shas)
         return finalize(
-            self.layout, self.source, self.cfg, markers, self.signer, self.count_tokens, self.hash
+            self.layout,
+            self.source,
+            self.cfg,
+            markers,
+            self.signer,
+            self.count_tokens,
+            self.hash,
+            applied,
         )
+
+    def _scalable(self, markers: dict[str, dict[str, Any]]) -> bool:
+        """Which dedup path finalize takes (``dedup.mode``; ``auto`` by staged rows, and in a
+        job array by whether the scalable steps ran)."""
+        mode = self.cfg.dedup.mode
+        if mode != "auto":
+            return mode == "scalable"
+        rows = sum(int(m.get("staged_rows", 0)) for m in markers.values())
+        if self.step == "all":
+            return rows > self.cfg.dedup.auto_max_rows
+        shas = {s: m["input_sha256"] for s, m in markers.items()}
+        if all(self.dedup.applied(s, shas[s]) for s in self.source.shards):
+            return True
+        if rows > MEMORY_WARN_ROWS:
+            log.warning(
+                "deduplicating %d rows in memory (~4 GB per million); for bounded memory run "
+                "the dedup steps with dedup.mode=scalable",
+                rows,
+            )
+        return False
+
+    def _dedup_step(self) -> None:
+        """``step=bucket`` (this task's hash ranges), ``cluster`` or ``apply`` (its shards)."""
+        finalized = self.layout.finalized_inputs(self.hash)
+        if finalized and set(finalized) == set(self.source.shards):
+            log.info("%s is already filtered: step=%s is a no-op", self.layout.root, self.step)
+            return
+        if self.step == "cluster":
+            self.dedup.cluster()
+            return
+        if self.step == "bucket":
+            inputs, _ = self.dedup.inputs()
+            for r in range(self.dedup.ranges):
+                if r % self.num_shards == self.shard_id:
+                    self.dedup.bucket(r, inputs)
+            return
+        inputs = self.dedup.check_cluster()
+        for j, shard in enumerate(self.source.shards):
+            if j % self.num_shards == self.shard_id:
+                self.dedup.apply(shard, inputs)
 
     def _shard_step(self) -> None:
         """Pass 1 on this task's shards only (checksums of ours only: tasks share no reads)."""
@@ -126,15 +196,13 @@ class FilterStage:
         shas = {s: file_sha256(self.source.conversations(s)) for s in mine}
         self.source.check_inputs(shas)
         finalized = self.layout.finalized_inputs(self.hash)
+        open_shards = [s for s in mine if finalized.get(s) != shas[s]]
         self._pass1(
-            [
-                s
-                for s in mine
-                if finalized.get(s) != shas[s]
-                and not self.layout.shard_marker(s, shas[s], self.hash)
-            ],
-            shas,
+            [s for s in open_shards if not self.layout.shard_marker(s, shas[s], self.hash)], shas
         )
+        if self.cfg.dedup.mode == "scalable":
+            for shard in open_shards:
+                self.dedup.split(shard, shas[shard])
 
     def _finalized(self, shas: dict[str, str]) -> bool:
         return self.layout.finished(self.hash, shas, self.cfg.variants) is not None

@@ -1,9 +1,10 @@
 """``python -m mind_nemo.report RUN_DIR``: what happened in a run, as report.md and report.html.
 
-Renders the five plots (length per style, prompt vs completion tokens, turns, filter reasons,
-throughput) and a table of counts and tokens per style and per variant. The table is recounted
-from the data files and checked against the manifest cell by cell; the report states whether
-everything matched. ``report.html`` embeds its PNGs, so it is one file to mail or attach;
+Renders a table of counts and tokens per style and per variant, the quality scorecard
+(:mod:`.scorecard`) and the five plots (length per style, prompt vs completion tokens, turns,
+filter reasons, throughput), and writes ``viewer.html`` (:mod:`.viewer`). The counts table is
+recounted from the data files and checked against the manifest cell by cell; the report states
+whether everything matched. ``report.html`` embeds its PNGs, so it is one file to mail or attach;
 ``report.md`` links to ``report_plots/*.png`` next to it.
 """
 
@@ -21,9 +22,18 @@ from mind_nemo.core.cli import CONFIG_PATH
 from mind_nemo.core.config import typed_config
 from mind_nemo.core.errors import exit_on_user_error
 from mind_nemo.core.jsonl import write_atomic
-from mind_nemo.core.run_folder import REPORT_HTML, REPORT_MD, REPORT_PLOTS
+from mind_nemo.core.run_folder import REPORT_HTML, REPORT_MD, REPORT_PLOTS, VIEWER_HTML
 from mind_nemo.report.config import ReportConfig
 from mind_nemo.report.data import ReportData, collect
+from mind_nemo.report.sample import SampledContext, collect_sample
+from mind_nemo.report.scorecard import (
+    LENGTH_HEADERS,
+    OVERLAP_N,
+    QUALITY_HEADERS,
+    score_sample,
+    scorecard_rows,
+)
+from mind_nemo.report.viewer import write_viewer
 
 CSS = (
     "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -91,10 +101,52 @@ def summary_blocks(data: ReportData) -> list[Block]:
     return [("h1", "mind_nemo run report"), *(("p", line) for line in lines), ("p", verdict)]
 
 
-def build_blocks(data: ReportData) -> list[Block]:
+def sample_note(data: ReportData, sample: list[SampledContext], size: int) -> str:
+    conversations = sum(len(c.conversations) for c in sample)
+    if not sample:
+        return "no contexts with conversations found in the source run"
+    full = "every context" if len(sample) < size else f"the {size} contexts whose keys hash lowest"
+    return f"{len(sample)} contexts ({full}) and their {conversations} conversations"
+
+
+def scorecard_blocks(data: ReportData, sample: list[SampledContext], size: int) -> list[Block]:
+    length, quality = scorecard_rows(data, score_sample(sample))
+    where = "kept and rejected alike" if data.kind == "filtered" else "as generated"
+    return [
+        ("h2", "Quality scorecard"),
+        (
+            "p",
+            f"Measured on {sample_note(data, sample, size)}, {where}; the kept share and top "
+            "reasons are exact counts over the whole run. Tokens are generator tokens; the "
+            "paper reports only a range of per-style means and the LONGEST mean.",
+        ),
+        ("h2", "Quality scorecard: length and structure"),
+        ("table", (LENGTH_HEADERS, length)),
+        ("h2", "Quality scorecard: faithfulness and diversity"),
+        (
+            "p",
+            "Number recall: share of the context's mathematical numbers the conversation keeps "
+            "(the filter's rule: dates, times and reference numbers left out). Invented numbers: "
+            "numbers spoken in the conversation that appear nowhere in its context. Overlap: "
+            f"share of the context's distinct word {OVERLAP_N}-grams found in the conversation. "
+            "Distinct-n: distinct word n-grams / all n-grams over the style's conversations. "
+            "Near duplicates: conversations as similar to another style's of the same context "
+            "as the filter's dedup threshold. Loops: conversations the degeneration rule flags "
+            "at its default thresholds, measured whatever filter the run used.",
+        ),
+        ("table", (QUALITY_HEADERS, quality)),
+    ]
+
+
+def build_blocks(
+    data: ReportData, sample: list[SampledContext] | None = None, size: int = 1
+) -> list[Block]:
     from mind_nemo.report.plots import FIGURES
 
-    blocks = summary_blocks(data) + table_blocks(data) + [("h2", "Plots")]
+    blocks = summary_blocks(data) + table_blocks(data)
+    if sample is not None:
+        blocks += scorecard_blocks(data, sample, size)
+    blocks += [("h2", "Plots")]
     for name, (title, draw) in FIGURES.items():
         blocks += [("h3", title), ("img", (name, title, draw(data)))]
     return blocks
@@ -145,7 +197,8 @@ def render_html(blocks: list[Block]) -> str:
 def write_report(cfg: ReportConfig) -> dict[str, Path | bool]:
     data = collect(Path(cfg.run_dir), cfg.max_points, cfg.seed)
     out = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.run_dir)
-    blocks = build_blocks(data)
+    sample = collect_sample(data, cfg.sample_contexts)
+    blocks = build_blocks(data, sample, cfg.sample_contexts)
     plots = out / REPORT_PLOTS
     plots.mkdir(parents=True, exist_ok=True)
     for kind, value in blocks:
@@ -154,7 +207,15 @@ def write_report(cfg: ReportConfig) -> dict[str, Path | bool]:
             (plots / f"{name}.png").write_bytes(png)
     write_atomic(out / REPORT_MD, render_markdown(blocks, REPORT_PLOTS))
     write_atomic(out / REPORT_HTML, render_html(blocks))
-    return {"md": out / REPORT_MD, "html": out / REPORT_HTML, "all_match": data.all_match}
+    paths: dict[str, Path | bool] = {
+        "md": out / REPORT_MD,
+        "html": out / REPORT_HTML,
+        "all_match": data.all_match,
+    }
+    if cfg.viewer:
+        note = sample_note(data, sample, cfg.sample_contexts)
+        paths["viewer"] = write_viewer(out / VIEWER_HTML, str(data.run_dir), sample, note)
+    return paths
 
 
 @exit_on_user_error
@@ -162,6 +223,8 @@ def run_report(raw: DictConfig) -> dict[str, Path | bool]:
     cfg = typed_config(raw, ReportConfig)
     paths = write_report(cfg)
     print(f"report: {paths['md']}\n        {paths['html']}")
+    if "viewer" in paths:
+        print(f"viewer: {paths['viewer']}")
     if not paths["all_match"]:
         print("warning: some recounted numbers differ from the manifest (see the table)")
     return paths

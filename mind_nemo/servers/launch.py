@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from mind_nemo.core.errors import UserError
 from mind_nemo.servers.commands import server_command
 from mind_nemo.servers.config import ServerConfig
@@ -70,6 +68,8 @@ def _die_with_parent() -> None:
 
 def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
     """Poll ``/health`` (then ``/v1/models``) until 200, the process exits, or time runs out."""
+    import httpx  # here, not at the top: a run against a running server never needs it
+
     root = handle.base_url.removesuffix("/v1")
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=5.0) as http:

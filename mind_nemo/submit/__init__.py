@@ -1,7 +1,8 @@
-"""The submit stage: an experiment becomes a chain of jobs (SLURM or local), one per stage.
+"""The submit stage: an experiment becomes one NeMo-Run experiment, one task per stage.
 
-``python -m mind_nemo.submit experiment=NAME`` runs :mod:`.__main__`. Its parts: the config schema
-(:mod:`.config`), the templates and their renderer (:mod:`.render`), the experiment-to-jobs
-planner (:mod:`.plan`), ``sbatch`` itself (:mod:`.sbatch`), and the helpers the job scripts call
-(:mod:`.serve`, :mod:`.health`, :mod:`.shard_done`). See ``README.md`` beside this file.
+``python -m mind_nemo.submit experiment=NAME cluster=NAME`` runs :mod:`.__main__`. Its parts: the
+config schemas (:mod:`.config`, :mod:`.cluster`), the experiment-to-jobs planner (:mod:`.plan`),
+jobs onto NeMo-Run executors (:mod:`.executors`), the experiment itself (:mod:`.launch`), and the
+helpers the jobs call (:mod:`.step`, :mod:`.serve`, :mod:`.health`, :mod:`.shard_done`). See
+``README.md`` beside this file.
 """

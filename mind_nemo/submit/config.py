@@ -1,7 +1,7 @@
-"""Typed configs of the SLURM launchers and of an experiment (one paper row, every stage).
+"""Typed config of an experiment (one paper row, every stage).
 
 An experiment file under ``hydra_configs/experiment/`` fills :class:`SubmitConfig`: the stages'
-own overrides (passed verbatim to ``python -m mind_nemo.<stage>``), the resources each SLURM job
+own overrides (passed verbatim to ``python -m mind_nemo.<stage>``), the resources each job
 asks for, and the data paths a user must set. Run folders are derived in ``dirs`` so stages find
 each other's output without the user repeating paths. A typo in any key or a value out of its
 range fails at start-up with one line (Hydra structured configs, each setting's range declared
@@ -13,17 +13,20 @@ paper's numbers live: an experiment file says ``paper: ${mind_nemo.paper_scores:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
 from mind_nemo.core.config import Checked, bad_value, check_settings, register_schema, setting
+from mind_nemo.core.errors import UserError
 from mind_nemo.evaluate.paper import row_scores
+from mind_nemo.submit.cluster import EXECUTORS, ClusterConfig
 
+_SBATCH_FLAG = re.compile(r"^--[a-z][a-z-]*(=\S+)?$")
 #: Pipeline stages in chain order; each is ``python -m mind_nemo.<stage>``.
 STAGES: tuple[str, ...] = ("synthesize", "merge", "filter", "mix", "pretrain", "evaluate")
-EXECUTORS: tuple[str, ...] = ("slurm", "local")
 
 
 @dataclass
@@ -44,6 +47,14 @@ class Resources(Checked):
     exclusive: bool = False
     #: Further sbatch flags, one per item, e.g. ``--constraint=h100``.
     extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for flag in self.extra:
+            if not _SBATCH_FLAG.match(flag):
+                raise UserError(
+                    f"sbatch flag {flag!r} must look like --name or --name=value without spaces"
+                )
 
 
 @dataclass
@@ -91,28 +102,6 @@ class Dirs:
 
 
 @dataclass
-class SlurmConfig(Checked):
-    """Cluster-wide settings of every job the submitter renders."""
-
-    #: Interpreter the jobs run; ``null``: the one running the submitter.
-    python: str | None = None
-    #: Working directory of the jobs; ``null``: the directory the submitter runs in.
-    workdir: str | None = None
-    #: Shell lines run at the top of every job (``module load ...``, ``source venv/bin/activate``).
-    setup: list[str] = field(default_factory=list)
-    #: Environment variables exported in every job.
-    env: dict[str, str] = field(default_factory=dict)
-    #: Seconds before the time limit at which a synthesize task is told to stop and requeue.
-    signal_lead_s: int = setting(300, ge=0)
-    #: Defaults for every job's resources when the stage leaves them ``null``.
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    #: Submit every job held (``scontrol release`` starts them); for inspecting a chain.
-    hold: bool = False
-
-
-@dataclass
 class SubmitConfig:
     """``python -m mind_nemo.submit experiment=NAME``: render and run or submit every stage."""
 
@@ -133,9 +122,13 @@ class SubmitConfig:
     mix: StageSpec = field(default_factory=StageSpec)
     pretrain: StageSpec = field(default_factory=StageSpec)
     evaluate: StageSpec = field(default_factory=StageSpec)
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
-    #: ``slurm`` (one job per stage, chained with afterok) or ``local`` (stages one after another).
-    executor: str = setting("slurm", choices=EXECUTORS)
+    #: Where the jobs run (``cluster=NAME`` or ``cluster=/path/site.yaml``).
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    #: Set from ``cluster=/path/site.yaml`` by the command line: a user's own cluster file.
+    cluster_file: str | None = None
+    #: ``slurm`` (one job per stage, chained with afterok), ``local`` (stages one after another
+    #: here), ``docker``; ``null``: the cluster's executor.
+    executor: str | None = setting(None, choices=EXECUTORS)
     #: Render (and print) every script and command; submit or run nothing.
     dry_run: bool = False
     #: Only these stages (in chain order); empty: every enabled stage.

@@ -1,6 +1,7 @@
-"""An experiment as a list of jobs: each stage's command, its sbatch script, its local commands.
+"""An experiment as a list of jobs: each stage's steps (commands and the image each runs in).
 
-``build_plan`` turns a :class:`SubmitConfig` into :class:`Job` objects in chain order. Every
+``build_plan`` turns a :class:`SubmitConfig` into :class:`Job` objects in chain order; it knows
+nothing of NeMo-Run (:mod:`mind_nemo.submit.executors` maps jobs onto its executors). Every
 stage's overrides are composed against that stage's own Hydra config first, so a typo in an
 experiment file fails here, in the dry run, not hours later on the cluster. The run folders come
 from ``dirs`` (absolute, so jobs and logs do not depend on where they start).
@@ -9,17 +10,20 @@ Job names matter: stages whose run folder several experiments share (the synthes
 and filter of an all-styles run) are named after that folder and submitted with
 ``--dependency=singleton``, so two chains never write one folder at the same time; the second
 finds the work committed and finishes in seconds.
+
+A stage whose work splits into independent pieces is an array job (``Job.array``: task I does
+piece I, ``$SLURM_ARRAY_TASK_ID``); synthesize is one today, and a stage with array tasks (the
+filter's scalable steps, say) plugs in the same way: a builder in ``BUILDERS`` returning one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
-import importlib.resources
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,7 @@ from mind_nemo.core.config import typed_config
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.package_files import config_folder
 from mind_nemo.servers.config import ServerConfig
-from mind_nemo.submit.config import STAGES, StageSpec, SubmitConfig
-from mind_nemo.submit.render import check_bash, directives, render
+from mind_nemo.submit.config import STAGES, Resources, StageSpec, SubmitConfig
 from mind_nemo.submit.serve import tasks_per_node
 
 #: Launched GPU servers: their kind decides how a synthesize task gets its server.
@@ -45,23 +48,68 @@ SCHEMA_MODULES = {
     "pretrain": "mind_nemo.pretrain.config",
     "evaluate": "mind_nemo.evaluate.config",
 }
+#: Container role of our own stages (a launched server runs in the role named after its type).
+OURS = "mind_nemo"
+
+
+@dataclass
+class Step:
+    """One ``srun`` step of a job: a bash script body, run in the image of ``role``."""
+
+    script: str
+    role: str = OURS
+    #: srun flags of this step (which nodes and tasks of the allocation it takes).
+    srun_args: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Job:
-    """One stage as SLURM and the local executor see it."""
+    """One stage as the executors see it."""
 
     stage: str
     name: str
-    script: str
+    steps: list[Step]
+    resources: Resources
     #: Commands the local executor runs, one after another (one per shard for synthesize).
     local: list[list[str]]
     singleton: bool = False
+    #: ``--array`` of an array job (task I does piece I); ``None``: one job.
+    array: str | None = None
+    #: ``--signal`` (the time-limit warning) and how often NeMo-Run may requeue the job.
+    signal: str | None = None
+    retries: int = 0
+    #: Lines the job's batch shell runs before its steps (on the node, outside any container).
+    setup: list[str] = field(default_factory=list)
+    #: ``KEY=VALUE`` exported by the batch shell to every step.
+    env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
-    def script_name(self) -> str:
-        return f"{STAGES.index(self.stage)}-{self.stage}.sbatch"
+    def task_name(self) -> str:
+        return f"{STAGES.index(self.stage)}-{self.stage}"
+
+
+@dataclass
+class Context:
+    """What every builder needs: the config, the interpreter and folder the steps run with."""
+
+    cfg: SubmitConfig
+    python: str
+    workdir: str
+    containers: bool
+
+    def command(self, argv: list[str], *, exec_: bool = True) -> str:
+        """A step's bash body: cd to the checkout (container-less jobs), then ``argv``."""
+        lines = ["set -euo pipefail"]
+        if not self.containers:
+            lines.append(f"cd {shlex.quote(self.workdir)}")
+        lines.append(("exec " if exec_ else "") + shell(argv))
+        return "\n".join(lines) + "\n"
+
+
+def shell(argv: list[str]) -> str:
+    """Quote for bash, leaving ``${VAR}`` references (``shard_id=${SLURM_ARRAY_TASK_ID}``)."""
+    return " ".join(a if "${" in a and "'" not in a else shlex.quote(a) for a in argv)
 
 
 def selected_stages(cfg: SubmitConfig) -> list[str]:
@@ -115,12 +163,17 @@ def _synthesize_server(cfg: SubmitConfig) -> ServerConfig:
 
 def load_config(raw: DictConfig) -> SubmitConfig:
     """The typed config, with ``paths.runs`` made absolute first so that every run folder
-    derived from it (and every override that interpolates one) is absolute too."""
+    derived from it (and every override that interpolates one) is absolute too; a user's
+    cluster file (``cluster=/path/site.yaml``) replaces the cluster group's choice."""
     missing = [key for key in raw.paths if OmegaConf.is_missing(raw.paths, key)]
     if missing:
         settings = " ".join(f"paths.{key}=..." for key in missing)
         raise UserError(f"experiment {raw.get('name')} needs its data paths: set {settings}")
-    workdir = raw.slurm.workdir or os.getcwd()
+    if raw.get("cluster_file"):
+        from mind_nemo.submit.cluster import read_cluster_file
+
+        raw.cluster = read_cluster_file(str(raw.cluster_file))
+    workdir = raw.cluster.workdir or os.getcwd()
     runs = raw.paths.get("runs")
     if isinstance(runs, str) and not os.path.isabs(runs):
         raw.paths.runs = os.path.normpath(os.path.join(os.path.abspath(workdir), runs))
@@ -133,134 +186,141 @@ def _absolute(cfg: SubmitConfig, workdir: str) -> None:
         setattr(cfg.dirs, key, os.path.normpath(os.path.join(workdir, value)))
 
 
+def executor_of(cfg: SubmitConfig) -> str:
+    return cfg.executor or cfg.cluster.executor
+
+
 def build_plan(cfg: SubmitConfig) -> list[Job]:
-    """Jobs for the selected stages, checked: overrides compose, scripts pass ``bash -n``."""
-    workdir = os.path.abspath(cfg.slurm.workdir or os.getcwd())
-    python = cfg.slurm.python or sys.executable
+    """Jobs for the selected stages, checked: every stage's overrides compose."""
+    workdir = os.path.abspath(cfg.cluster.workdir or os.getcwd())
     _absolute(cfg, workdir)
-    common = {
-        "experiment": cfg.name,
-        "workdir": workdir,
-        "log_dir": cfg.dirs.logs,
-        "setup": list(cfg.slurm.setup),
-        "env": dict(cfg.slurm.env),
-    }
-    jobs = []
-    for stage in selected_stages(cfg):
-        builder = _synthesize_job if stage == "synthesize" else _step_job
-        job = builder(cfg, stage, python, common)
-        check_bash(job.script, job.script_name)
-        jobs.append(job)
-    return jobs
+    containers = executor_of(cfg) != "local" and cfg.cluster.image(OURS) is not None
+    python = "python" if containers else (cfg.cluster.python or sys.executable)
+    ctx = Context(cfg, python, workdir, containers)
+    return [BUILDERS.get(stage, _step_job)(ctx, stage) for stage in selected_stages(cfg)]
 
 
-def _module(stage: str) -> list[str]:
-    return ["-m", f"mind_nemo.{stage}"]
+def _module(ctx: Context, stage: str) -> list[str]:
+    return [ctx.python, "-m", f"mind_nemo.{stage}", *stage_args(ctx.cfg, stage)]
 
 
-def _synthesize_job(cfg: SubmitConfig, stage: str, python: str, common: dict) -> Job:
-    spec = cfg.synthesize
+def _synthesize_job(ctx: Context, stage: str) -> Job:
+    """The job array: task I does shard I, skipping at once when that shard is complete; a
+    launched GPU server is its own step (its own image) beside the client step (ours)."""
+    cfg, spec = ctx.cfg, ctx.cfg.synthesize
     server = _synthesize_server(cfg)
-    args = stage_args(cfg, stage)
-    res = dataclasses.replace(spec.resources)
-    multinode = server.type in GPU_SERVERS and server.num_nodes > 1
+    argv = _module(ctx, stage)
+    res = Resources(**{**spec.resources.__dict__})
+    done = [ctx.python, "-m", "mind_nemo.submit.shard_done", cfg.dirs.synthesize]
+    client = [ctx.python, "-m", "mind_nemo.submit.step", "--"]
+    local = [[*argv, f"shard_id={i}"] for i in range(spec.tasks)]
+    notes: list[str] = []
+    steps: list[Step] = []
     if server.type in GPU_SERVERS:
+        # The server is a step of its own, in its own image; synthesize talks to it as an
+        # endpoint after the health wait (which gives up after server.startup_timeout_s).
         res.nodes = server.num_nodes
         res.gpus_per_node = res.gpus_per_node or (
-            server.gpus_per_node if multinode else server.tensor_parallel_size
+            server.gpus_per_node if server.num_nodes > 1 else server.tensor_parallel_size
         )
-    launch = None
-    if multinode:
-        # The job starts the server on every node; synthesize talks to it as an endpoint.
         url = f"http://127.0.0.1:{spec.server_port}/v1"
-        launch = {
-            "description": f"{server.type} across {server.num_nodes} nodes (TP "
-            f"{server.tensor_parallel_size}), one rank launcher per "
-            f"{'GPU' if tasks_per_node(server) > 1 else 'node'}",
-            "launch": ["srun", "--overlap", f"--nodes={server.num_nodes}",
-                       f"--ntasks-per-node={tasks_per_node(server)}", python,
-                       "-m", "mind_nemo.submit.serve", f"--port={spec.server_port}", "--",
-                       *args],
-            "log": f"{cfg.dirs.logs}/server-${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}.log",
-            "wait": [python, "-m", "mind_nemo.submit.health", url,
-                     f"--timeout={server.startup_timeout_s:.0f}"],
-        }  # fmt: skip
-        args = [*args, "server.type=openai", f"server.base_url={url}", "server.api_key_env=null"]
-    array = f"--array=0-{spec.tasks - 1}" + (f"%{spec.max_parallel}" if spec.max_parallel else "")
-    flags = [array, "--requeue", "--open-mode=append", f"--signal=B:USR1@{cfg.slurm.signal_lead_s}"]
-    name = f"mind-synth-{Path(cfg.dirs.synthesize).name}"
-    argv = [python, *_module(stage), *args]
-    script = render(
-        "synthesize_array.sbatch.j2",
-        title=f"Synthesize {spec.tasks} shard(s) into {cfg.dirs.synthesize}",
-        job_name=name,
-        log_id="%A_%a",
-        directives=directives(res, cfg.slurm, flags),
-        tasks=spec.tasks,
-        signal_lead_s=cfg.slurm.signal_lead_s,
-        server=launch,
-        argv=argv,
-        done_check=[python, "-m", "mind_nemo.submit.shard_done", cfg.dirs.synthesize],
-        **common,
-    )
-    if launch is not None:
-        local = []
-        notes = ["a server spanning nodes runs only under SLURM (executor=slurm)"]
+        steps.append(_server_step(ctx, server, argv[3:]))
+        client = [*client[:-1], f"--wait-for={url}", f"--timeout={server.startup_timeout_s:.0f}",
+                  "--"]  # fmt: skip
+        argv = [*argv, "server.type=openai", f"server.base_url={url}", "server.api_key_env=null"]
+        if server.num_nodes > 1:
+            local = []
+            notes.append("a server spanning nodes runs only under SLURM (executor=slurm)")
+    steps.append(Step(ctx.command([*client, *argv, "shard_id=${SLURM_ARRAY_TASK_ID}"]),
+                      srun_args=["--overlap", "--nodes=1", "--ntasks=1"]))  # fmt: skip
+    # A finished shard (a requeue after it completed, another experiment sharing this run)
+    # costs seconds: the batch shell checks it before any step, so no server starts for it.
+    check = _on_node(ctx, [*done, "${SLURM_ARRAY_TASK_ID}", str(spec.tasks)])
+    setup = [f"if {check}; then",
+             f'  echo "[mind_nemo] shard ${{SLURM_ARRAY_TASK_ID}} of {spec.tasks} is complete"',
+             "  exit 0", "fi"]  # fmt: skip
+    array = f"0-{spec.tasks - 1}" + (f"%{spec.max_parallel}" if spec.max_parallel else "")
+    return Job(
+        stage, f"synth-{Path(cfg.dirs.synthesize).name}", steps, res, local, singleton=True,
+        array=array, signal=f"USR1@{cfg.cluster.signal_lead_s}",
+        retries=cfg.cluster.requeue_limit, setup=setup, notes=notes,
+    )  # fmt: skip
+
+
+def _on_node(ctx: Context, argv: list[str]) -> str:
+    """A command the batch shell runs on the node: in our image when there is one."""
+    if not ctx.containers:
+        return f"(cd {shlex.quote(ctx.workdir)} && {shell(argv)})"
+    image = ctx.cfg.cluster.image(OURS)
+    assert image is not None
+    mounts = ",".join(ctx.cfg.cluster.mounts)
+    flags = ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--container-image={image}"]
+    if mounts:
+        flags.append(f"--container-mounts={mounts}")
+    return shell([*flags, *argv])
+
+
+def _server_step(ctx: Context, server: ServerConfig, overrides: list[str]) -> Step:
+    """The GPU server as its own step, in the image named after its type."""
+    from mind_nemo.servers.commands import server_command
+
+    port = ctx.cfg.synthesize.server_port
+    nodes = server.num_nodes
+    if nodes > 1:
+        # One rank launcher per node (or GPU): it needs mind_nemo in the server's image.
+        argv = ["python", "-m", "mind_nemo.submit.serve", f"--port={port}", "--", *overrides]
     else:
-        local = [[*argv, f"shard_id={i}"] for i in range(spec.tasks)]
-        notes = []
-    return Job(stage, name, script, local, singleton=True, notes=notes)
+        argv = server_command(server, server.model, port)
+    srun = ["--overlap", f"--nodes={nodes}", f"--ntasks-per-node={tasks_per_node(server)}"]
+    return Step(ctx.command(argv), role=server.type, srun_args=srun)
 
 
-def _step_job(cfg: SubmitConfig, stage: str, python: str, common: dict) -> Job:
+def _step_job(ctx: Context, stage: str) -> Job:
+    cfg = ctx.cfg
     spec: StageSpec = getattr(cfg, stage)
-    args = stage_args(cfg, stage)
     notes = []
-    if _compose(stage, args) is None:
+    if _compose(stage, stage_args(cfg, stage)) is None:
         notes.append(f"hydra_configs/{stage}.yaml is not installed: overrides not checked")
     shared = {"merge": cfg.dirs.synthesize, "filter": cfg.dirs.filter}.get(stage)
-    name = f"mind-{stage}-{Path(shared).name if shared else cfg.name}"
-    argv = [python, *_module(stage), *args]
-    context = {
-        "title": f"{stage} for experiment {cfg.name}",
-        "job_name": name,
-        "log_id": "%j",
-        **common,
-    }
-    if stage == "pretrain" and spec.resources.gpus_per_node > 0:
-        script = _pretrain_script(cfg, args, python, name, common)
-    else:  # every other stage, and pretraining on CPU: one process
-        script = render(
-            "step.sbatch.j2", directives=directives(spec.resources, cfg.slurm), argv=argv, **context
-        )
-    return Job(stage, name, script, [argv], singleton=shared is not None, notes=notes)
+    name = f"{stage}-{Path(shared).name if shared else cfg.name}"
+    argv = _module(ctx, stage)
+    return Job(stage, name, [Step(ctx.command(argv))], spec.resources, [argv],
+               singleton=shared is not None, notes=notes)  # fmt: skip
 
 
-def _pretrain_script(
-    cfg: SubmitConfig, args: list[str], python: str, name: str, common: dict
-) -> str:
-    """The pretrain stage's own multi-node script (``mind_nemo.pretrain.launch``: convert, one
-    torchrun per node, export), given this experiment's resources, setup and log folder."""
+def _pretrain_job(ctx: Context, stage: str) -> Job:
+    """On GPUs: one step across the nodes, one torchrun per node (c10d rendezvous on the first
+    node, which also converts the base before and exports to HF after); on CPU one process."""
+    res = ctx.cfg.pretrain.resources
+    if res.gpus_per_node == 0:
+        return _step_job(ctx, stage)
     from mind_nemo.pretrain.config import PretrainConfig, settle_base_checkpoint
-    from mind_nemo.pretrain.launch import render_sbatch
+    from mind_nemo.pretrain.launch import stage_command, torchrun_command
 
+    args = stage_args(ctx.cfg, stage)
     raw = _compose("pretrain", args)
     assert raw is not None
     settle_base_checkpoint(raw)  # as the pretrain stage does before typing its config
     pcfg: PretrainConfig = typed_config(raw, PretrainConfig)
-    res = cfg.pretrain.resources
     launch = pcfg.launch
-    launch.type, launch.nodes, launch.gpus_per_node = "slurm", res.nodes, res.gpus_per_node
-    launch.partition = res.partition or cfg.slurm.partition
-    launch.account = res.account or cfg.slurm.account
-    launch.time = res.time or launch.time
-    launch.python, launch.job_name = python, name
-    exports = [f"export {k}={shlex.quote(v)}" for k, v in common["env"].items()]
-    launch.setup = [f"cd {shlex.quote(common['workdir'])}", *common["setup"], *exports]
-    # Everything else the experiment asks for; the last --output wins, so logs join the others.
-    flags = directives(res, cfg.slurm)
-    skip = ("--partition=", "--account=", "--time=", "--nodes=", "--ntasks-per-node=",
-            "--gpus-per-node=")  # fmt: skip
-    launch.extra_sbatch = [f for f in flags if not f.startswith(skip)]
-    launch.extra_sbatch.append(f"--output={cfg.dirs.logs}/%x-%j.out")
-    return render_sbatch(pcfg, args)
+    launch.python, launch.nodes, launch.gpus_per_node = ctx.python, res.nodes, res.gpus_per_node
+    first = '[[ "${SLURM_NODEID:-0}" == 0 ]]'
+    run = torchrun_command(pcfg, args, "${MASTER_ADDR}:" + str(launch.rdzv_port))
+    run.insert(7, "--rdzv-conf=join_timeout=7200")  # the other nodes wait out the conversion
+    lines = ["set -euo pipefail"]
+    if not ctx.containers:
+        lines.append(f"cd {shlex.quote(ctx.workdir)}")
+    lines += [f"if {first}; then {shell(stage_command(pcfg, args, 'convert'))}; fi",
+              shell(run),
+              f"if {first}; then {shell(stage_command(pcfg, args, 'export'))}; fi"]  # fmt: skip
+    step = Step("\n".join(lines) + "\n", srun_args=[f"--nodes={res.nodes}", "--ntasks-per-node=1"])
+    local = [[*stage_command(pcfg, args, "auto")]]
+    # NeMo-Run sets head_node_ip in the batch shell; exported, every node's step sees it.
+    return Job(stage, f"{stage}-{ctx.cfg.name}", [step], res, local,
+               env={"MASTER_ADDR": "${head_node_ip}"})  # fmt: skip
+
+
+BUILDERS: dict[str, Callable[[Context, str], Job]] = {
+    "synthesize": _synthesize_job,
+    "pretrain": _pretrain_job,
+}

@@ -2,8 +2,13 @@
 
 The numbers a data builder plans with: prompt, cached and completion tokens per style,
 requests/s, output tokens/s, failures by reason, a throughput timeline, and what the same job
-would cost at full scale (e.g. OpenWebMath's 14.7B tokens x 7 styles) given the measured output
-tokens/s per GPU.
+would cost at full scale (e.g. OpenWebMath's 14.7B tokens x 7 styles).
+
+The projection takes its per-GPU rate from the setting ``projection.gpu_tokens_per_s``, never
+from this run's measured rate: a demo on a laptop CPU with a 135M model measures ~20 tokens/s,
+and dividing by that as if it were a GPU's rate gives six-figure "GPU-hours" that mean nothing.
+The measured rate is reported beside it, labelled with the server that produced it. What the
+run measured that does carry over is the mean completion length per conversation.
 """
 
 from __future__ import annotations
@@ -100,31 +105,50 @@ class SessionStats:
 
 def project_full_run(
     *,
-    output_tokens_per_s: float,
-    gpus: int,
+    gpu_tokens_per_s: float,
     mean_completion_tokens: float,
     context_tokens: int,
     target_corpus_tokens: float,
     styles: int,
     cluster_gpus: int,
-) -> dict[str, float] | None:
+    measured_tokens_per_s: float,
+    measured_on: str,
+) -> dict[str, float | str] | None:
     """GPU-hours and wall time to rewrite ``target_corpus_tokens`` into ``styles`` styles.
 
     Contexts = corpus tokens / context size; output tokens = contexts x styles x the mean
-    completion length measured here. Throughput per GPU is what this run measured divided by
-    the GPUs serving it. ``None`` when there is nothing measured to project from.
+    completion length measured here; GPU-hours = output tokens / ``gpu_tokens_per_s`` (the
+    configured per-GPU rate). ``measured_tokens_per_s`` (this run's output tokens/s, from
+    ``measured_on``) is recorded for comparison only. ``None`` when no conversation was
+    measured.
     """
-    if output_tokens_per_s <= 0 or gpus <= 0 or mean_completion_tokens <= 0:
+    if gpu_tokens_per_s <= 0 or mean_completion_tokens <= 0:
         return None
-    per_gpu = output_tokens_per_s / gpus
     output_tokens = target_corpus_tokens / context_tokens * styles * mean_completion_tokens
-    gpu_hours = output_tokens / per_gpu / 3600
+    gpu_hours = output_tokens / gpu_tokens_per_s / 3600
     return {
         "target_corpus_tokens": target_corpus_tokens,
         "styles": styles,
+        "mean_completion_tokens": round(mean_completion_tokens, 1),
         "projected_output_tokens": round(output_tokens),
-        "output_tokens_per_s_per_gpu": round(per_gpu, 2),
+        "gpu_tokens_per_s": gpu_tokens_per_s,
         "gpu_hours": round(gpu_hours, 1),
         "cluster_gpus": cluster_gpus,
         "wall_time_days": round(gpu_hours / cluster_gpus / 24, 2),
+        "measured_output_tokens_per_s": round(measured_tokens_per_s, 2),
+        "measured_on": measured_on,
     }
+
+
+def describe_projection(projection: dict[str, Any]) -> list[str]:
+    """The projection as the end summary prints it: the assumed rate named with its setting,
+    the measured rate labelled as what it is."""
+    return [
+        f"projection:     {projection['target_corpus_tokens'] / 1e9:.1f}B tokens x "
+        f"{projection['styles']} styles x {projection['mean_completion_tokens']:.0f} tokens per "
+        f"conversation at {projection['gpu_tokens_per_s']:,.0f} tok/s per GPU (setting "
+        f"projection.gpu_tokens_per_s) = {projection['gpu_hours']:,.0f} GPU-hours "
+        f"({projection['wall_time_days']:,.1f} days on {projection['cluster_gpus']} GPUs)",
+        f"                measured here: {projection['measured_output_tokens_per_s']:.1f} output "
+        f"tok/s on {projection['measured_on']} (not a GPU rate unless that server is on GPUs)",
+    ]

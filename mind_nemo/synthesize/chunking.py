@@ -25,6 +25,14 @@ whole document; where no such junction is found near the target (no whitespace f
 piece) the piece is cut anyway and a token or two at that point may differ. Documents up to
 :data:`PIECE_CHARS` (nearly all pages) are tokenised in one call, exactly as before.
 
+**Speed.** The tokenizer is called through the ``tokenizers`` library directly
+(:mod:`mind_nemo.core.tokenizer`; a transformers tokenizer is unwrapped to its backend), many
+documents per call (:meth:`Chunker.split_batch`, which runs in the synthesize stage's producer
+thread while the Rust side releases the GIL). A document that fits in one context needs no
+boundary ranks at all; the others are ranked with a few numpy passes over the characters and
+tokens (:func:`_tokenise_encoded`), the same ranks the streaming per-token loop gives (that loop
+is kept for documents tokenised in pieces, and the tests compare the two).
+
 **Display math** (``$$..$$``, ``\\[..\\]``, equation environments) is paired in one linear pass.
 An unmatched delimiter must not turn the prose after it into "math" (that would forbid the
 sentence cuts there), so a span cannot cross a blank line (TeX refuses a paragraph break inside
@@ -35,6 +43,8 @@ dropped and the next delimiter is considered afresh.
 from __future__ import annotations
 
 import bisect
+import itertools
+import json
 import math
 import re
 from array import array
@@ -42,10 +52,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mind_nemo.core.errors import UserError
-from mind_nemo.core.records import Context, Document
+import numpy as np
+from tokenizers import Encoding
+
+from mind_nemo.core.records import Context, Document, text_hash
+from mind_nemo.core.tokenizer import FastTokenizer, as_fast
 from mind_nemo.synthesize.config import ChunkConfig
 
+#: Bump when a change to this module changes the contexts of some document.
+CHUNKER_VERSION = 1
 #: A cut must leave a context of at least this fraction of ``context_tokens`` (the search only
 #: looks at the last 40% of the window) before a worse kind of boundary is tried.
 MIN_FILL = 0.6
@@ -86,6 +101,16 @@ _MATH_DELIMITER = re.compile(
     r"|\\(begin|end)\{(equation|align|alignat|gather|multline|eqnarray|displaymath)\*?\}"
 )
 
+#: Character classes for the vectorised ranking, looked up by code point (every character
+#: ``\\s`` matches, and every closer and sentence end, is below U+3001; higher code points
+#: share the last, empty entry).
+_IS_SPACE, _IS_CLOSER, _IS_SENTENCE_END = 1, 2, 4
+_CLASS_LIMIT = 0x3001
+_CLASSES = np.zeros(_CLASS_LIMIT + 1, dtype=np.uint8)
+_CLASSES[[c for c in range(_CLASS_LIMIT) if chr(c).isspace()]] |= _IS_SPACE
+_CLASSES[[ord(c) for c in _CLOSERS]] |= _IS_CLOSER
+_CLASSES[[ord(c) for c in _SENTENCE_END]] |= _IS_SENTENCE_END
+
 
 @dataclass
 class _Tokenised:
@@ -106,15 +131,7 @@ class _Tokenised:
 
 def _piece_offsets(text: str, tokenizer: Any) -> list[tuple[int, int]]:
     """One tokenizer call: each token's ``(start, end)`` character offsets within ``text``."""
-    try:
-        encoding = tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-    except NotImplementedError as err:
-        raise UserError(
-            "chunking needs a fast (Rust) Hugging Face tokenizer that returns offsets"
-        ) from err
-    return encoding["offset_mapping"]
+    return as_fast(tokenizer).offsets(text)
 
 
 def _splits_cleanly(text: str, cut: int, tokenizer: Any) -> bool:
@@ -273,6 +290,13 @@ class _Ranker:
         return self.run_rank
 
 
+def _no_tokens(length: int) -> _Tokenised:
+    """A text with no tokens at all: one boundary, at the end."""
+    by_rank = [array("i") for _ in range(NUM_RANKS)]
+    by_rank[RANK_TOKEN].append(0)
+    return _Tokenised(0, array("q", [length]), bytearray([RANK_TOKEN]), by_rank)
+
+
 def _tokenise(text: str, tokenizer: Any) -> _Tokenised:
     """Tokenise ``text`` and rank all its token boundaries, streaming over the offsets.
 
@@ -300,16 +324,91 @@ def _tokenise(text: str, tokenizer: Any) -> _Tokenised:
             index += 1
             if end > furthest_end:
                 furthest_end = end
-    if index == 0:  # no tokens at all: one boundary, at the end
-        char_pos.append(length)
-        ranks.append(RANK_TOKEN)
-        by_rank[RANK_TOKEN].append(0)
-        return _Tokenised(0, char_pos, ranks, by_rank)
+    if index == 0:
+        return _no_tokens(length)
     rank = rank_at(length)
     by_rank[rank].append(index)
     char_pos.append(length)
     ranks.append(rank)
     return _Tokenised(index, char_pos, ranks, by_rank)
+
+
+def _sentence_end_before(classes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_follows_sentence_end` for every position in ``starts``, given the
+    class of every character."""
+    result = np.zeros(len(starts), dtype=bool)
+    skipping = np.ones(len(starts), dtype=bool)  # only closers seen so far
+    for back in range(1, 6):
+        index = starts - back
+        valid = index >= 0
+        kind = np.where(valid, classes[np.maximum(index, 0)], 0)
+        result |= skipping & (kind & _IS_SENTENCE_END).astype(bool)
+        skipping &= (kind & _IS_CLOSER).astype(bool)
+    return result
+
+
+def _clean_ranks(text: str, positions: np.ndarray) -> np.ndarray:
+    """The rank :class:`_Ranker` gives a clean boundary at each of ``positions``, in a few
+    numpy passes over the characters instead of a Python loop over the tokens."""
+    ranks = np.full(len(positions), RANK_TOKEN, dtype=np.uint8)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    classes = _CLASSES[np.minimum(codes, _CLASS_LIMIT)]
+    edges = np.diff((classes & _IS_SPACE).astype(np.int8), prepend=0, append=0)
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if not len(run_starts) or not len(positions):
+        return ranks
+    # The run a position touches: the first ending at or after it, if it starts at or before.
+    k = np.minimum(np.searchsorted(run_ends, positions, side="left"), len(run_ends) - 1)
+    in_run = (run_ends[k] >= positions) & (run_starts[k] <= positions)
+    newline_count = np.concatenate(([0], np.cumsum(codes == 10)))
+    cr_count = np.concatenate(([0], np.cumsum(codes == 13)))
+    newlines = newline_count[run_ends] - newline_count[run_starts]
+    has_cr = cr_count[run_ends] > cr_count[run_starts]
+    maths = _display_math_spans(text)
+    sentence = _sentence_end_before(classes, run_starts)
+    if maths:
+        sentence |= np.isin(run_starts, np.array([end for _, end in maths]))
+    run_rank = np.select(
+        [newlines >= 2, sentence, (newlines == 1) | has_cr],
+        [RANK_PARAGRAPH, RANK_SENTENCE, RANK_LINE],
+        RANK_SPACE,
+    ).astype(np.uint8)
+    ranks[in_run] = run_rank[k[in_run]]
+    if maths:  # whitespace strictly inside a display-math span
+        math_starts = np.array([a for a, _ in maths])
+        math_ends = np.array([b for _, b in maths])
+        j = np.minimum(np.searchsorted(math_ends, positions, side="right"), len(maths) - 1)
+        inside = (math_ends[j] > positions) & (math_starts[j] < positions)
+        ranks[in_run & inside] = RANK_MATH_SPACE
+    return ranks
+
+
+def _tokenise_encoded(text: str, offsets: list[tuple[int, int]]) -> _Tokenised:
+    """:func:`_tokenise` for a text tokenised in one call, vectorised (same boundaries and
+    ranks; see that function for what they mean)."""
+    length, n = len(text), len(offsets)
+    if n == 0:
+        return _no_tokens(length)
+    flat = itertools.chain.from_iterable(offsets)  # faster than np.array on tuples
+    offs = np.fromiter(flat, dtype=np.int64, count=2 * n).reshape(n, 2)
+    starts, ends = offs[:, 0], offs[:, 1]
+    pos = np.empty(n + 1, dtype=np.int64)
+    pos[0], pos[n] = 0, length
+    if n > 1:
+        pos[1:n] = np.minimum(np.maximum.accumulate(starts[1:]), length)
+    furthest = np.concatenate(([0], np.maximum.accumulate(ends)[:-1]))
+    ranked = np.append(starts >= furthest, True)
+    ranked[0] = True
+    ranks = np.full(n + 1, RANK_UNCLEAN, dtype=np.uint8)
+    ranks[ranked] = _clean_ranks(text, pos[ranked])
+    by_rank = []
+    for rank in range(NUM_RANKS):
+        indices = array("i")
+        indices.frombytes(np.flatnonzero(ranks == rank).astype(np.int32).tobytes())
+        by_rank.append(indices)
+    char_pos = array("q")
+    char_pos.frombytes(pos.tobytes())
+    return _Tokenised(n, char_pos, bytearray(ranks.tobytes()), by_rank)
 
 
 def _latest(indices: Sequence[int], lo: int, hi: int) -> int | None:
@@ -323,19 +422,47 @@ def _latest(indices: Sequence[int], lo: int, hi: int) -> int | None:
 class Chunker:
     """Cuts documents into contexts of at most ``cfg.context_tokens`` tokens of ``tokenizer``.
 
-    ``tokenizer`` must be a fast Hugging Face tokenizer (it has to return offsets).
+    ``tokenizer`` is a :class:`~mind_nemo.core.tokenizer.FastTokenizer`, a
+    ``tokenizers.Tokenizer`` or a transformers fast tokenizer (it has to return offsets).
     """
 
     def __init__(self, tokenizer: Any, cfg: ChunkConfig) -> None:
-        self.tokenizer = tokenizer
+        self.tokenizer: FastTokenizer = as_fast(tokenizer)
         self.cfg = cfg
 
     def __call__(self, document: Document) -> list[Context]:
         """Split one document; whitespace-only documents give no contexts."""
-        text = document.text
-        if not text.strip():
-            return []
-        tok = _tokenise(text, self.tokenizer)
+        return self.split_batch([document])[0]
+
+    def split_batch(self, documents: Sequence[Document]) -> list[list[Context]]:
+        """Split many documents with one tokenizer call for all those that fit in one piece
+        (the contexts are those of splitting each alone)."""
+        whole = [
+            i
+            for i, doc in enumerate(documents)
+            if len(doc.text) <= PIECE_CHARS and doc.text.strip()
+        ]
+        encodings: dict[int, Encoding] = {}
+        if whole:
+            batch = self.tokenizer.encode_batch([documents[i].text for i in whole])
+            encodings = dict(zip(whole, batch, strict=True))
+        out: list[list[Context]] = []
+        for i, document in enumerate(documents):
+            if not document.text.strip():
+                out.append([])
+            elif i in encodings:
+                out.append(self._split_encoded(document, encodings[i]))
+            else:  # a huge page: tokenised in pieces, streaming
+                out.append(self._split(document, _tokenise(document.text, self.tokenizer)))
+        return out
+
+    def _split_encoded(self, document: Document, encoding: Encoding) -> list[Context]:
+        n, length = len(encoding), len(document.text)
+        if 0 < n <= self.cfg.context_tokens:  # fits: no boundary to choose
+            return [Context(document.id, 0, document.text, 0, n, 0, length)]
+        return self._split(document, _tokenise_encoded(document.text, encoding.offsets))
+
+    def _split(self, document: Document, tok: _Tokenised) -> list[Context]:
         spans = self._token_spans(tok)
         return [
             self._context(document, index, start, end, tok)
@@ -411,3 +538,11 @@ class Chunker:
 def split_into_contexts(document: Document, tokenizer: Any, cfg: ChunkConfig) -> list[Context]:
     """Cut ``document`` into contexts of at most ``cfg.context_tokens`` tokens (see module doc)."""
     return Chunker(tokenizer, cfg)(document)
+
+
+def split_fingerprint(tokenizer: Any, cfg: ChunkConfig) -> str:
+    """Names the way documents are split (settings and tokenizer): two splits with the same
+    fingerprint give the same contexts, so a document's noted context count stays valid."""
+    backend = as_fast(tokenizer).backend.to_str()
+    settings = json.dumps(vars(cfg), sort_keys=True)
+    return text_hash(f"{CHUNKER_VERSION}\x00{settings}\x00{backend}")

@@ -92,12 +92,17 @@ class StyleConfig:
 
 @dataclass
 class ProjectionConfig(Checked):
-    """The full-scale job to project cost for, from this run's measured throughput."""
+    """The full-scale job to project cost for: this run's mean conversation length at a
+    per-GPU output rate you set (this run's own rate is reported beside it, never used)."""
 
     #: Raw tokens to rewrite (OpenWebMath: 14.7B).
     target_corpus_tokens: float = setting(14.7e9, gt=0)
     #: Styles per context at full scale (the paper's seven).
     styles: int = setting(7, ge=1)
+    #: Output tokens/s one GPU sustains serving the full job. The default, 400, is a round
+    #: planning figure for a 70B-class model on a current data-centre GPU, not a measurement
+    #: made here: set it from a benchmark of your own server.
+    gpu_tokens_per_s: float = setting(400.0, gt=0)
     #: GPUs behind the measured server; ``null``: tensor_parallel_size x num_nodes (1 for CPU).
     gpus: int | None = setting(None, ge=1)
     #: GPUs available for the full job (wall time = GPU-hours / this).
@@ -129,14 +134,29 @@ class SynthesizeConfig(Checked):
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
 
 
+#: Values of ``export.schema``: our snake_case names, or the released Nemotron-MIND naming.
+EXPORT_SCHEMAS: tuple[str, ...] = ("mind_nemo", "nemotron_mind")
+
+
+@dataclass
+class ExportConfig(Checked):
+    """The merge's Parquet export (one folder per style, with a dataset card)."""
+
+    #: Write the export at all.
+    parquet: bool = True
+    rows_per_file: int = setting(500_000, ge=1)
+    #: ``mind_nemo``: ``text``, ``conversational_style``, ``document_id`` + provenance, folders
+    #: ``debate/``; ``nemotron_mind``: the release's ``Text``, ``Conversational Style``,
+    #: ``Document ID`` only, folders ``DEBATE/``.
+    schema: str = setting("mind_nemo", choices=EXPORT_SCHEMAS)
+
+
 @dataclass
 class MergeConfig(Checked):
     """``python -m mind_nemo.merge``: check a sharded run, publish its manifest and export."""
 
     run_dir: str = MISSING
-    #: Write the Parquet export (one folder per style).
-    export_parquet: bool = True
-    rows_per_file: int = setting(500_000, ge=1)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 register_schema("synthesize_schema", SynthesizeConfig)

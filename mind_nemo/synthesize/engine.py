@@ -1,14 +1,16 @@
 """The generation engine: keep the server full, commit each answer the moment it arrives.
 
-A pool of worker coroutines pulls work items from one shared generator, so at most
-``max_concurrent_requests`` requests are in flight and at most that many items exist in memory,
-whatever the corpus size. Each finished request is handed to ``on_success`` (which commits it)
-and each exhausted one to ``on_failure``; one bad row never stops the others. An outage is not a
-bad row: with the client's circuit breaker, requests wait while the server is unreachable instead
-of failing, and a watchdog ends the run cleanly when the server dies (launched process gone, or
-no answer for ``server_dead_after_s``): in-flight and waiting requests are cancelled and not
-recorded, so the next plain run redoes them. In adaptive mode the pool starts small and doubles
-while output tokens/s still grows by at least 5% per step.
+A pool of worker coroutines pulls work items from one shared source, so at most
+``max_concurrent_requests`` requests are in flight, whatever the corpus size. The source is a
+plain iterator (tests) or a :class:`~mind_nemo.synthesize.prefetch.Prefetcher`, which plans in a
+thread and bounds what it holds, so the loop never stops to tokenise. Each finished request is
+handed to ``on_success`` (which commits it) and each exhausted one to ``on_failure``; one bad
+row never stops the others. An outage is not a bad row: with the client's circuit breaker,
+requests wait while the server is unreachable instead of failing, and a watchdog ends the run
+cleanly when the server dies (launched process gone, or no answer for ``server_dead_after_s``):
+in-flight and waiting requests are cancelled and not recorded, so the next plain run redoes
+them. In adaptive mode the pool starts small and doubles while output tokens/s still grows by at
+least 5% per step.
 """
 
 from __future__ import annotations
@@ -16,15 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mind_nemo.servers.client import Completion, OpenAICompatibleClient, RequestFailed
 from mind_nemo.synthesize.config import EngineConfig
 from mind_nemo.synthesize.plan import WorkItem
 
 log = logging.getLogger(__name__)
+
+
+class WorkSource(Protocol):
+    """Where work items come from when planning runs beside the loop."""
+
+    def next_item(self) -> Awaitable[WorkItem | None]: ...
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Engine:
         self.on_failure = on_failure
         self.server_alive = server_alive
         self._items: Iterator[WorkItem] = iter(())
+        self._source: WorkSource | None = None
         self._exhausted = False
         self._in_flight = 0
         self._completion_tokens = 0
@@ -60,8 +69,11 @@ class Engine:
         self._stop: asyncio.Event | None = None
         self._outcome = EngineOutcome("finished")
 
-    async def run(self, items: Iterator[WorkItem]) -> EngineOutcome:
-        self._items = items
+    async def run(self, items: Iterator[WorkItem] | WorkSource) -> EngineOutcome:
+        if isinstance(items, Iterator):
+            self._items = items
+        else:
+            self._source = items
         self._stop = asyncio.Event()
         limit = self.cfg.max_concurrent_requests
         start = max(1, min(limit, limit // 8 or 1)) if self.cfg.adaptive_concurrency else limit
@@ -89,10 +101,13 @@ class Engine:
             self._workers.add(asyncio.create_task(self._worker()))
         self._outcome.peak_concurrency = max(self._outcome.peak_concurrency, len(self._workers))
 
-    def _next_item(self) -> WorkItem | None:
+    async def _next_item(self) -> WorkItem | None:
         if self._exhausted:
             return None
-        item = next(self._items, None)
+        if self._source is not None:
+            item = await self._source.next_item()
+        else:
+            item = next(self._items, None)
         if item is None:
             self._exhausted = True
         return item
@@ -100,7 +115,7 @@ class Engine:
     async def _worker(self) -> None:
         assert self._stop is not None
         while not self._stop.is_set():
-            item = self._next_item()
+            item = await self._next_item()
             if item is None:
                 return
             self._in_flight += 1

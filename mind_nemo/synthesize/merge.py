@@ -4,9 +4,11 @@ Each shard of a job array writes its own files and manifest. Merging refuses to 
 every shard is complete (:func:`~mind_nemo.core.run_folder.shard_problem`: its manifest says
 ``complete`` and its conversations and contexts files still have the checksums recorded there);
 it then checks that no key appears twice across shards, writes one run-level ``manifest.json``
-(counts, tokens, checksums) and a Parquet export in the released Nemotron-MIND schema (``text``,
-``conversational_style``, ``document_id``), one folder per style. The export is built beside
-its final place and swapped in whole, so a re-merge never leaves old parts beside new ones.
+(counts, tokens, checksums) and a Parquet export, one folder per style, in our naming or the
+released Nemotron-MIND one (``export.schema``, :mod:`~mind_nemo.synthesize.export`), with a
+dataset card (:mod:`~mind_nemo.synthesize.card`) so ``datasets.load_dataset(export, style)``
+works. The export is built beside its final place and swapped in whole, so a re-merge never
+leaves old parts beside new ones.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from mind_nemo.core.cli import CONFIG_PATH
@@ -31,20 +31,21 @@ from mind_nemo.core.run_folder import (
     IDENTITY_FILE,
     RunFolder,
     file_sha256,
-    publish,
     publish_folder,
     shard_problems,
     staging_folder,
     summarize,
     take_lock,
-    temp_path,
     write_marker,
 )
 from mind_nemo.core.tables import format_table
-from mind_nemo.synthesize.config import MergeConfig
+from mind_nemo.synthesize.card import card_text, sampling_label, write_card
+from mind_nemo.synthesize.config import ExportConfig, MergeConfig
+from mind_nemo.synthesize.export import StyleExport, style_folder
 from mind_nemo.synthesize.shard_store import row_key
 
-RELEASED_COLUMNS = ("text", "conversational_style", "document_id")
+#: Distinct models + sampling settings collected for the card (it names a few, counts more).
+MAX_DISTINCT = 1000
 SHARD_FIELDS = ("conversations", "contexts", "failures", "conversations_sha256", "contexts_sha256")
 
 
@@ -71,36 +72,38 @@ def check_shards(run_dir: Path) -> tuple[int, list[dict[str, Any]]]:
     return len(shards), manifests
 
 
-class StyleExport:
-    """Buffered Parquet writer for one style; files appear under their final name when full."""
+class Export:
+    """The whole export being staged: a writer per style folder, and what the card will say."""
 
-    def __init__(self, folder: Path, rows_per_file: int) -> None:
-        self.folder, self.rows_per_file = folder, rows_per_file
-        self.buffer: dict[str, list[Any]] = {c: [] for c in RELEASED_COLUMNS}
-        self.files: list[Path] = []
+    def __init__(self, staged: Path, cfg: ExportConfig) -> None:
+        self.staged, self.cfg = staged, cfg
+        self.styles: dict[str, StyleExport] = {}
+        self.models: set[str] = set()
+        self.samplings: set[str] = set()
 
     def add(self, row: dict[str, Any]) -> None:
-        for column in RELEASED_COLUMNS:
-            self.buffer[column].append(row[column])
-        if len(self.buffer["text"]) >= self.rows_per_file:
-            self.flush()
+        name = style_folder(row["conversational_style"], self.cfg.schema)
+        if name not in self.styles:
+            self.styles[name] = StyleExport(self.staged / name, self.cfg.rows_per_file,
+                                            self.cfg.schema)  # fmt: skip
+        self.styles[name].add(row)
+        if len(self.models) + len(self.samplings) < MAX_DISTINCT:  # a card line, not a census
+            self.models.add(str(row.get("model") or ""))
+            self.samplings.add(sampling_label(row.get("sampling")))
 
-    def flush(self) -> None:
-        if not self.buffer["text"]:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / f"part-{len(self.files):05d}.parquet"
-        tmp = temp_path(target)
-        pq.write_table(pa.table({c: pa.array(v, pa.string()) for c, v in self.buffer.items()}), tmp)
-        publish(tmp, target)
-        self.files.append(target)
-        self.buffer = {c: [] for c in RELEASED_COLUMNS}
+    def finish(self, run_name: str) -> list[Path]:
+        """Flush every style, write the card; the staged files (card last)."""
+        for style in self.styles.values():
+            style.flush()
+        self.staged.mkdir(parents=True, exist_ok=True)  # 0 conversations: the card alone
+        counts = {name: style.rows for name, style in self.styles.items()}
+        text = card_text(self.cfg.schema, counts, self.models - {""}, self.samplings - {""},
+                         run_name)  # fmt: skip
+        return [*(p for s in self.styles.values() for p in s.files), write_card(self.staged, text)]
 
 
 def merge_run(cfg: MergeConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
-    if cfg.rows_per_file < 1:
-        raise UserError(f"rows_per_file={cfg.rows_per_file} must be >= 1")
     expected_shards(run_dir)  # read-only: a folder that is not a run gets no locks/ folder
     with take_lock(run_dir, "merge", what=f"the merge of {run_dir}"):
         return _merge(run_dir, cfg)
@@ -116,7 +119,7 @@ def _merge(run_dir: Path, cfg: MergeConfig) -> dict[str, Any]:
     )
     staged = staging_folder(folder.export)
     shutil.rmtree(staged, ignore_errors=True)  # what a killed merge left
-    exports: dict[str, StyleExport] = {}
+    export = Export(staged, cfg.export) if cfg.export.parquet else None
     for manifest in manifests:
         for row in iter_jsonl(folder.conversations(manifest["shard"])):
             key = hashlib.blake2b(repr(row_key(row)).encode(), digest_size=12).digest()
@@ -128,20 +131,16 @@ def _merge(run_dir: Path, cfg: MergeConfig) -> dict[str, Any]:
             tally["conversations"] += 1
             for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
                 tally[name] += int(row.get(name) or 0)
-            if cfg.export_parquet:
-                style = row["conversational_style"]
-                if style not in exports:
-                    exports[style] = StyleExport(staged / style, cfg.rows_per_file)
-                exports[style].add(row)
+            if export is not None:
+                export.add(row)
     if duplicates:
         shutil.rmtree(staged, ignore_errors=True)
         raise UserError(f"{duplicates} conversation keys appear in more than one shard")
-    for export in exports.values():
-        export.flush()
-    if cfg.export_parquet:
-        staged.mkdir(parents=True, exist_ok=True)  # a run of 0 conversations exports nothing
+    files = []
+    if export is not None:
+        staged_files = export.finish(run_dir.name)
         publish_folder(staged, folder.export)
-    files = [folder.export / p.relative_to(staged) for e in exports.values() for p in e.files]
+        files = [folder.export / p.relative_to(staged) for p in staged_files]
     manifest = {
         "run_dir": str(run_dir),
         "status": "complete",
@@ -167,7 +166,7 @@ def run_merge(raw: DictConfig) -> dict[str, Any]:
     print(format_table(["style", "conversations", "prompt tok", "completion tok"], rows))
     print(
         f"manifest: {RunFolder(Path(cfg.run_dir)).manifest}; "
-        f"export: {len(manifest['export'])} files"
+        f"export ({cfg.export.schema}): {len(manifest['export'])} files"
     )
     return manifest
 

@@ -1,12 +1,20 @@
-"""The progress bar of a synthesize run: conversations/s, output tokens/s, failures, ETA."""
+"""The progress bar of a synthesize run: conversations/s, output tokens/s, failures, ETA.
+
+It is updated once per answer, so it must cost next to nothing per call: the postfix (a
+formatted string) is rebuilt at most twice a second, and a disabled bar costs one check.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
 from mind_nemo.synthesize.accounting import SessionStats
+
+#: Seconds between postfix refreshes (tqdm redraws at most this often anyway).
+REFRESH_S = 0.5
 
 
 class GenerationProgress:
@@ -15,6 +23,8 @@ class GenerationProgress:
 
     def __init__(self, stats: SessionStats, total: int | None, enabled: bool = True) -> None:
         self.stats = stats
+        self.enabled = enabled
+        self._next_postfix = 0.0
         self.bar = tqdm(
             total=total,
             unit="conv",
@@ -22,16 +32,21 @@ class GenerationProgress:
             disable=not enabled,
             file=sys.stderr,
             dynamic_ncols=True,
-            mininterval=0.5,
+            mininterval=REFRESH_S,
         )
 
     def update(self) -> None:
+        if not self.enabled:
+            return
         self.bar.update(1)
-        self.bar.set_postfix(
-            tok_s=f"{self.stats.completion_tokens / self.stats.elapsed_s:.1f}",
-            failed=self.stats.failed,
-            refresh=False,
-        )
+        now = time.monotonic()
+        if now >= self._next_postfix:
+            self._next_postfix = now + REFRESH_S
+            self.bar.set_postfix(
+                tok_s=f"{self.stats.completion_tokens / self.stats.elapsed_s:.1f}",
+                failed=self.stats.failed,
+                refresh=False,
+            )
 
     def close(self) -> None:
         self.bar.close()

@@ -5,6 +5,8 @@ Its files (paths from :class:`~mind_nemo.core.run_folder.RunFolder`; ``NNNNN`` =
 
     conversations/shard-NNNNN-of-MMMMM.jsonl   one Conversation per line (append-only)
     contexts/shard-NNNNN-of-MMMMM.jsonl        the contexts those conversations came from
+    documents/shard-NNNNN-of-MMMMM.jsonl       per document split: its text hash, how it was
+                                               split (fingerprint) and its number of contexts
     failures/shard-NNNNN-of-MMMMM.jsonl        requests that failed after retries, with reason
     manifests/shard-NNNNN-of-MMMMM.json        counts, tokens, checksums: a done marker whose
                                                ``status: complete`` marks a shard whose whole
@@ -15,6 +17,12 @@ torn tail and loads the keys already present, and the planner skips them. A key 
 never requested again once committed, and never written twice (the stage holds the shard's
 lock, so no second process appends meanwhile). Failures are kept apart so a normal rerun does
 not hammer a request that keeps failing; ``retry_failed=true`` takes them back.
+
+Resume without re-tokenising: once a document is split its context count is noted. A later
+session skips a document before tokenising it when the note matches (same text hash, same split
+fingerprint: chunk settings and tokenizer) and every key of all its contexts is already done;
+anything else (no note, changed text or tokenizer, a key missing) goes the normal way, through
+the tokenizer and the per-key skip, so a stale note can cost time but never a conversation.
 """
 
 from __future__ import annotations
@@ -74,11 +82,19 @@ class ShardStore:
         self.conversations_path = folder.conversations(self.name)
         self.contexts_path = folder.contexts(self.name)
         self.failures_path = folder.failures(self.name)
+        self.documents_path = folder.documents(self.name)
         self.manifest_path = folder.shard_manifest(self.name)
         self.done_keys: set[ConversationKey] = set()
         self.failed: dict[ConversationKey, dict[str, Any]] = {}
         self.context_keys: set[tuple[str, int]] = set()
         self.contexts_written = 0
+        #: document id -> (text hash, split fingerprint, number of contexts), from the notes.
+        self.documents: dict[str, tuple[str, str, int]] = {}
+        #: Counts over the conversations file, kept up to date by ``load`` and ``commit`` (so
+        #: finishing a session does not read the whole file again).
+        self._totals = ShardTotals()
+        self._loaded = False
+        self._documents: JsonlAppender | None = None
         self._conversations: JsonlAppender | None = None
         self._contexts: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
@@ -86,10 +102,18 @@ class ShardStore:
     # -- resume -------------------------------------------------------------------------------
     def load(self) -> None:
         """Repair torn tails and load what earlier sessions committed."""
-        for path in (self.conversations_path, self.contexts_path, self.failures_path):
+        for path in self._paths():
             repair_tail(path)
+        self._loaded = True
+        for row in iter_jsonl(self.documents_path):
+            self.documents[str(row["document_id"])] = (
+                str(row["text_hash"]),
+                str(row["split"]),
+                int(row["contexts"]),
+            )
         for row in iter_jsonl(self.conversations_path):
             self.done_keys.add(row_key(row))
+            self._totals.add(row)
         for row in iter_jsonl(self.contexts_path):
             self.context_keys.add((str(row["document_id"]), int(row["index"])))
         for row in iter_jsonl(self.failures_path):
@@ -102,13 +126,22 @@ class ShardStore:
                 self.name, len(self.done_keys), len(self.failed),
             )  # fmt: skip
 
+    def _paths(self) -> tuple[Path, ...]:
+        return (
+            self.conversations_path,
+            self.contexts_path,
+            self.failures_path,
+            self.documents_path,
+        )
+
     def open(self) -> None:
         self._conversations = JsonlAppender(self.conversations_path)
         self._contexts = JsonlAppender(self.contexts_path)
         self._failures = JsonlAppender(self.failures_path)
+        self._documents = JsonlAppender(self.documents_path)
 
     def close(self) -> None:
-        for appender in (self._conversations, self._contexts, self._failures):
+        for appender in (self._conversations, self._contexts, self._failures, self._documents):
             if appender is not None:
                 appender.sync()
                 appender.close()
@@ -123,6 +156,16 @@ class ShardStore:
             self._contexts.append(context.to_json())
             self.contexts_written += 1
 
+    def note_document(self, document_id: str, text_hash: str, split: str, contexts: int) -> None:
+        """Note how a document was split (once; again only if the note changed)."""
+        note = (text_hash, split, contexts)
+        if self.documents.get(document_id) == note:
+            return
+        assert self._documents is not None
+        row = {"document_id": document_id, "text_hash": text_hash, "split": split,
+               "contexts": contexts}  # fmt: skip
+        self._documents.append(json.dumps(row, ensure_ascii=False))
+
     def commit(self, conversation: Conversation) -> None:
         """Append one finished conversation; its key must not be committed yet."""
         key = conversation.key
@@ -131,6 +174,7 @@ class ShardStore:
             return
         assert self._conversations is not None
         self._conversations.append(conversation.to_json())
+        self._totals.add(vars(conversation))
         # Not added to done_keys: the planner never yields a key twice in one session, and a
         # growing set would make memory grow with the corpus.
         self.failed.pop(key, None)
@@ -157,12 +201,17 @@ class ShardStore:
 
     # -- completion -----------------------------------------------------------------------------
     def totals(self) -> ShardTotals:
-        totals = ShardTotals(
-            contexts=len(self.context_keys) + self.contexts_written, failures=len(self.failed)
+        if not self._loaded:  # a writer that never loaded (an import): count the file
+            self._totals = ShardTotals()
+            for row in iter_jsonl(self.conversations_path):
+                self._totals.add(row)
+            self._loaded = True
+        return ShardTotals(
+            conversations=self._totals.conversations,
+            contexts=len(self.context_keys) + self.contexts_written,
+            failures=len(self.failed),
+            by_style={style: dict(counts) for style, counts in self._totals.by_style.items()},
         )
-        for row in iter_jsonl(self.conversations_path):
-            totals.add(row)
-        return totals
 
     def write_manifest(self, status: str, totals: ShardTotals, extra: dict[str, Any]) -> dict:
         """Write the shard manifest, a done marker for the conversations and contexts files:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,26 @@ from mind_nemo.core.records import Conversation
 from mind_nemo.core.run_folder import RunFolder, check_folder_path, resolve_shard, take_lock
 from mind_nemo.core.styles import CONVERSATION_STYLES
 from mind_nemo.core.tables import format_table
+from mind_nemo.core.tokenizer import load_fast_tokenizer
 from mind_nemo.servers.client import Completion, OpenAICompatibleClient, RequestFailed
-from mind_nemo.servers.embedded_model import context_window, load_tokenizer
+from mind_nemo.servers.embedded_model import context_window
 from mind_nemo.servers.launch import ServerHandle, check_server_config, open_server
-from mind_nemo.synthesize.accounting import SessionStats, project_full_run
-from mind_nemo.synthesize.chunking import split_into_contexts
+from mind_nemo.synthesize.accounting import SessionStats, describe_projection, project_full_run
+from mind_nemo.synthesize.chunking import Chunker, split_fingerprint
 from mind_nemo.synthesize.config import SynthesizeConfig
 from mind_nemo.synthesize.engine import Engine
 from mind_nemo.synthesize.identity import check_run_identity
-from mind_nemo.synthesize.plan import Planner, WorkItem
+from mind_nemo.synthesize.plan import Planner, PlanUnit, WorkItem
+from mind_nemo.synthesize.prefetch import Prefetcher
 from mind_nemo.synthesize.progress import GenerationProgress
 from mind_nemo.synthesize.shard_store import ShardStore, count_by_reason
-from mind_nemo.synthesize.styles import StylePrompt, load_prompt
+from mind_nemo.synthesize.styles import (
+    StylePrompt,
+    check_prefix_support,
+    continuation_fields,
+    load_prompt,
+    template_flags,
+)
 
 log = logging.getLogger("mind_nemo.synthesize")
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,13 +88,13 @@ class PromptBudget:
         if self.cfg.server.api == "chat":
             return messages
         return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
+            messages, tokenize=False, **template_flags(messages)
         )
 
     def overhead(self, prompt: StylePrompt) -> int:
         if prompt.style not in self._overhead:
             ids = self.tokenizer.apply_chat_template(
-                prompt.messages(""), tokenize=True, add_generation_prompt=True
+                prompt.messages(""), tokenize=True, **template_flags(prompt.messages(""))
             )
             ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
             self._overhead[prompt.style] = len(ids)
@@ -122,6 +131,7 @@ class SynthesizeRun:
         self.run_dir = Path(cfg.output_dir)
         self.shard_id, self.num_shards = resolve_shard(cfg.shard_id, cfg.num_shards)
         self.prompts = resolve_styles(cfg)
+        self.prompt_of = {p.style: p for p in self.prompts}
         self.store = ShardStore(self.run_dir, self.shard_id, self.num_shards)
         self.stats = SessionStats()
         self.sampling = sampling_for(cfg)
@@ -130,9 +140,10 @@ class SynthesizeRun:
         cfg = self.cfg
         check_folder_path(self.run_dir, "output_dir")
         check_server_config(cfg.server)
+        check_prefix_support(self.prompts, cfg.server.type, cfg.server.api)
         check_run_identity(self.run_dir, cfg, self.prompts, record=False)
         reader = CorpusReader(cfg.corpus)
-        tokenizer = load_tokenizer(cfg.server.tokenizer or cfg.server.model)
+        tokenizer = load_fast_tokenizer(cfg.server.tokenizer or cfg.server.model)
         budget = PromptBudget(cfg, tokenizer, context_window(cfg.server))
         budget.check(self.prompts)
         # Everything checked: from here on the run folder is ours, and the shard only ours (a
@@ -150,9 +161,10 @@ class SynthesizeRun:
         retry = set(self.store.failed) if cfg.retry_failed else None
         if cfg.retry_failed and not retry:
             log.info("retry_failed=true but no failures are recorded; nothing to retry")
+        self.split_fingerprint = split_fingerprint(tokenizer, cfg.chunking)
         planner = Planner(
             prompts=self.prompts,
-            split=lambda doc: split_into_contexts(doc, tokenizer, cfg.chunking),
+            split=Chunker(tokenizer, cfg.chunking).split_batch,
             render=budget.render,
             budget=lambda p, c: budget.max_new_tokens(p, c.num_tokens),
             samples_per_context=cfg.style.samples_per_context if cfg.style else 1,
@@ -161,7 +173,8 @@ class SynthesizeRun:
             limit=cfg.limit,
             skip=self._skip,
             only=retry,
-            on_context=self.store.add_context,
+            noted=self.store.documents.get,
+            split_fingerprint=self.split_fingerprint,
         )
         total = cfg.limit * len(self.prompts) if cfg.limit else None
         if retry is not None:
@@ -174,7 +187,7 @@ class SynthesizeRun:
         try:
             with open_server(cfg.server, self.run_dir) as server:
                 # until_error: a damaged corpus file ends the stream, in-flight work finishes.
-                outcome = asyncio.run(self._generate(server, planner.items(reader.until_error())))
+                outcome = asyncio.run(self._generate(server, planner.units(reader.until_error())))
             status = "complete" if outcome.status == "finished" else outcome.status
             detail = outcome.detail
             if status == "complete" and reader.error is not None:
@@ -202,7 +215,24 @@ class SynthesizeRun:
             return True
         return not self.cfg.retry_failed and key in self.store.failed
 
-    async def _generate(self, server: ServerHandle, items: Any) -> Any:
+    def _request_sampling(self, item: WorkItem) -> dict[str, Any]:
+        return {
+            **self.sampling,
+            "max_tokens": item.max_tokens,
+            **continuation_fields(item.prompt),
+        }
+
+    def _on_unit(self, unit: PlanUnit) -> None:
+        """Record what the planner made, on the loop's thread, before any request of it."""
+        if unit.note is not None:
+            note = unit.note
+            self.store.note_document(
+                note.document_id, note.text_hash, self.split_fingerprint, note.contexts
+            )
+        if unit.context is not None:
+            self.store.add_context(unit.context)
+
+    async def _generate(self, server: ServerHandle, units: Iterator[PlanUnit]) -> Any:
         cfg = self.cfg
         client = OpenAICompatibleClient(
             server.base_url,
@@ -221,18 +251,30 @@ class SynthesizeRun:
             engine = Engine(
                 client,
                 cfg.engine,
-                sampling=lambda item: {**self.sampling, "max_tokens": item.max_tokens},
+                sampling=self._request_sampling,
                 on_success=self._on_success,
                 on_failure=self._on_failure,
                 server_alive=server.is_alive,
             )
             self.model_name = server.model
-            return await engine.run(items)
+            prefetcher = Prefetcher.for_requests(
+                units, self._on_unit, cfg.engine.max_concurrent_requests
+            )
+            prefetcher.start()
+            try:
+                return await engine.run(prefetcher)
+            finally:
+                prefetcher.stop()
+                self.planning = {
+                    "planner_thread_cpu_s": round(prefetcher.producer_cpu_s, 3),
+                    "requests_waiting_for_plan_s": round(prefetcher.waited_s, 3),
+                    "main_thread_cpu_s": round(time.thread_time(), 3),
+                }
 
     def _on_success(self, item: WorkItem, completion: Completion) -> None:
         self.store.commit(
             Conversation(
-                text=completion.text,
+                text=self.prompt_of[item.style].answer_text(completion.text),
                 conversational_style=item.style,
                 document_id=item.context.document_id,
                 context_index=item.context.index,
@@ -277,13 +319,14 @@ class SynthesizeRun:
             else cfg.server.tensor_parallel_size * cfg.server.num_nodes
         )  # fmt: skip
         projection = project_full_run(
-            output_tokens_per_s=session["output_tokens_per_s"],
-            gpus=gpus,
+            gpu_tokens_per_s=cfg.projection.gpu_tokens_per_s,
             mean_completion_tokens=done_tokens / max(totals.conversations, 1),
             context_tokens=cfg.chunking.context_tokens,
             target_corpus_tokens=cfg.projection.target_corpus_tokens,
             styles=cfg.projection.styles,
             cluster_gpus=cfg.projection.cluster_gpus,
+            measured_tokens_per_s=session["output_tokens_per_s"],
+            measured_on=f"server={cfg.server.type} ({cfg.server.model}, {gpus} device(s))",
         )
         manifest = self.store.write_manifest(
             status,
@@ -296,6 +339,8 @@ class SynthesizeRun:
                 "limit": cfg.limit,
                 "documents_read": planner.documents_seen,
                 "contexts_planned": planner.contexts_seen,
+                "documents_skipped_done": planner.documents_skipped,
+                "planning": getattr(self, "planning", {}),
                 "corpus_rows_skipped": dict(reader.skipped),
                 "corpus_files_skipped": dict(reader.bad_files),
                 "corpus_ids_renamed": reader.renamed_ids,
@@ -330,12 +375,7 @@ def print_summary(cfg: SynthesizeConfig, run: SynthesizeRun, manifest: dict[str,
     )
     projection = manifest.get("projection")
     if projection:
-        print(
-            f"projection:     {projection['target_corpus_tokens'] / 1e9:.1f}B tokens x "
-            f"{projection['styles']} styles at {projection['output_tokens_per_s_per_gpu']:.1f} "
-            f"tok/s/GPU = {projection['gpu_hours']:,.0f} GPU-hours "
-            f"({projection['wall_time_days']:,.1f} days on {projection['cluster_gpus']} GPUs)"
-        )
+        print("\n".join(describe_projection(projection)))
     print(f"status:         {manifest['status']} {manifest.get('detail') or ''}".rstrip())
 
 

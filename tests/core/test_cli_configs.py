@@ -120,6 +120,10 @@ STAGES = {
     "report": ("mind_nemo.report.config:ReportConfig", ["run_dir=/r"]),
     "merge": ("mind_nemo.synthesize.config:MergeConfig", ["run_dir=/r"]),
     "evaluate.compare": ("mind_nemo.evaluate.config:CompareConfig", []),
+    "import_nemo_skills": (
+        "mind_nemo.import_nemo_skills.config:ImportConfig",
+        ["+style=debate", "input=/i", "output_dir=/o"],
+    ),
 }
 
 
@@ -173,7 +177,7 @@ def refusal(stage: str, overrides: list[str]) -> str | None:
          "chunking.overlap_tokens=500: must be < context_tokens=500"),
         ("filter", ["judge.server.port=70000"],
          "judge.server.port=70000: must be between 1 and 65535"),
-        ("filter", ["step=later"], "step='later': must be one of: auto, all, shard, finalize"),
+        ("filter", ["step=later"], "step='later': must be one of: auto, all, shard, bucket, cluster, apply, finalize"),
         ("mix", ["tokenizer.type=bpe"], "tokenizer.type='bpe': must be one of: auto, huggingface"),
         ("mix", ["+sources.extra.weight=0"],
          "sources.extra.weight=0.0: must be > 0 (or enabled=false)"),
@@ -262,6 +266,8 @@ def test_every_setting_of_every_stage_has_a_range():
         "mem", "job_name", "python", "workdir", "description", "style", "suite", "data_dir",
         "device", "separator", "split", "root", "synthesize", "filter", "mix", "pretrain",
         "evaluate", "scripts", "logs", "on_bad_file",
+        "job_dir", "user", "identity", "job_name_prefix", "cluster_file",  # submit: cluster
+        "input", "generation_key", "start_assistant_response_key",  # import_nemo_skills: fields
     }  # fmt: skip
     # Checked when the corpus is opened (core/corpus.py), not yet by CorpusConfig itself.
     free.add("format")
@@ -321,11 +327,13 @@ def test_yaml_files_state_only_what_differs_from_the_dataclass_defaults():
     from mind_nemo.filter.config import FilterSettings
     from mind_nemo.pretrain.config import RecipeConfig
     from mind_nemo.servers.config import ServerConfig
+    from mind_nemo.submit.cluster import ClusterConfig
     from mind_nemo.synthesize.config import StyleConfig
 
     by_group = {"style": StyleConfig, "server": ServerConfig, "corpus": "synthesize",
                 "filter": FilterSettings, "mix": "mix", "pretrain": RecipeConfig,
-                "evaluate": SuiteConfig, "experiment": "submit"}  # fmt: skip
+                "evaluate": SuiteConfig, "experiment": "submit",
+                "cluster": ClusterConfig}  # fmt: skip
     restated = []
     for path in sorted(CONFIGS.rglob("*.yaml")):
         rel = path.relative_to(CONFIGS)

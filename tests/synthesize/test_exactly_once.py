@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from mind_nemo.synthesize.export import export_columns
 from tests.helpers import REPO, read_rows, run_stage, write_corpus
 
 
@@ -138,10 +139,12 @@ def test_shards_merged_equal_one_unsharded_run(stub_server, tmp_path):
     assert keyed(conversations(sharded)) == keyed(conversations(whole))
     manifest = json.loads((sharded / "manifest.json").read_text())
     assert manifest["conversations"] == len(keyed(conversations(whole)))
-    # Parquet export in the released schema, one folder per style
+    # Parquet export, one folder per style: the released fields first, then provenance
     tables = [pq.read_table(p) for p in sorted((sharded / "export").glob("*/*.parquet"))]
     assert len(tables) == 7
-    assert all(t.column_names == ["text", "conversational_style", "document_id"] for t in tables)
+    expected = [c.name for c in export_columns("mind_nemo")]
+    assert expected[:3] == ["text", "conversational_style", "document_id"]
+    assert all(t.column_names == expected for t in tables)
     assert sum(t.num_rows for t in tables) == manifest["conversations"]
     # A shard modified after it completed is refused.
     with open(sharded / "conversations" / "shard-00000-of-00003.jsonl", "a") as f:

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.records import Context, Conversation
-from mind_nemo.synthesize.config import MergeConfig
+from mind_nemo.synthesize.config import ExportConfig, MergeConfig
 from mind_nemo.synthesize.merge import merge_run, run_merge
 from mind_nemo.synthesize.shard_store import ShardStore
 from tests.helpers import run_stage
@@ -24,8 +24,10 @@ from tests.helpers import run_stage
 STYLES = ("debate", "interview")
 
 
-def make_run(root: Path, docs_per_shard: list[int]) -> Path:
-    """A finished synthesize run: per shard, ``n`` documents x one context x both styles."""
+def make_run(
+    root: Path, docs_per_shard: list[int], model: str = "", styles: tuple[str, ...] = STYLES
+) -> Path:
+    """A finished synthesize run: per shard, ``n`` documents x one context x each style."""
     num_shards = len(docs_per_shard)
     root.mkdir(parents=True, exist_ok=True)
     (root / "run_identity.json").write_text(json.dumps({"num_shards": num_shards}))
@@ -36,8 +38,9 @@ def make_run(root: Path, docs_per_shard: list[int]) -> Path:
         for d in range(docs):
             doc = f"doc-{shard_id}-{d}"
             store.add_context(Context(doc, 0, f"context {doc}", 0, 5, 0, 20))
-            for style in STYLES:
-                store.commit(Conversation(f"A: {doc}\nB: {style}", style, doc, 0,
+            for style in styles:
+                store.commit(Conversation(f"A: {doc}\nB: {style}", style, doc, 0, model=model,
+                                          sampling={"temperature": 1.0, "top_p": 0.9},
                                           completion_tokens=7))  # fmt: skip
         store.close()
         store.write_manifest("complete", store.totals(), {})
@@ -50,11 +53,11 @@ def parts(run: Path) -> list[str]:
 
 def test_remerge_with_other_rows_per_file_leaves_no_old_parts(tmp_path):
     run = make_run(tmp_path / "run", [5])
-    merge_run(MergeConfig(run_dir=str(run), rows_per_file=2))
+    merge_run(MergeConfig(run_dir=str(run), export=ExportConfig(rows_per_file=2)))
     assert len(parts(run)) == 2 * 3  # 5 rows per style in files of 2
-    manifest = merge_run(MergeConfig(run_dir=str(run), rows_per_file=100))
+    manifest = merge_run(MergeConfig(run_dir=str(run), export=ExportConfig(rows_per_file=100)))
     assert parts(run) == [f"export/{s}/part-00000.parquet" for s in STYLES]
-    assert sorted(manifest["export"]) == parts(run)
+    assert sorted(manifest["export"]) == ["export/README.md", *parts(run)]
     rows = sum(pq.read_table(run / p).num_rows for p in parts(run))
     assert rows == manifest["conversations"] == 10
     assert not list(run.glob("export.*"))  # no staging or retired folder left behind
@@ -64,7 +67,8 @@ def test_a_run_of_zero_conversations_merges(tmp_path, capsys):
     run = make_run(tmp_path / "run", [0, 0])
     manifest = run_merge(OmegaConf.structured(MergeConfig(run_dir=str(run))))
     assert manifest["status"] == "complete" and manifest["conversations"] == 0
-    assert manifest["num_shards"] == 2 and manifest["export"] == {}
+    assert manifest["num_shards"] == 2 and list(manifest["export"]) == ["export/README.md"]
+    assert "0 rows in all" in (run / "export" / "README.md").read_text()
     assert "merged 2 shards" in capsys.readouterr().out
 
 

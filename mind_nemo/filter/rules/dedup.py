@@ -11,7 +11,9 @@ Dedup has to see every shard, so it is split in two (see ``README.md`` in this f
    exact-fingerprint set, not the signatures.
 
 A near-duplicate candidate from LSH is confirmed with the estimated Jaccard similarity of the
-two signatures, so what is dropped really is above ``threshold``.
+two signatures, so what is dropped really is above ``threshold``; of several confirmed
+candidates the earliest is named. This in-memory index grows with the corpus; the scalable
+path that finds the same duplicates in bounded memory is :mod:`mind_nemo.filter.dedup`.
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ class NearDuplicateIndex:
         """The uid this row duplicates, or None (then it is indexed as a new original)."""
         hashvalues = self._signature(uid)
         lean = self.signer.lean(hashvalues)
-        for candidate in self.lsh.query(lean):
+        # Earliest candidate first, so the row it duplicates does not depend on set order (and
+        # is the one the scalable path names too).
+        for candidate in sorted(self.lsh.query(lean)):
             similarity = float(np.mean(self._signature(candidate) == hashvalues))
             if similarity >= self.threshold:
                 return int(candidate)

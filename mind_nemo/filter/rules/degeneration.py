@@ -9,6 +9,11 @@ Two ratios, both "share of units that repeat an earlier unit":
   ``**Interviewer**``) or a ``**Turn 3**`` heading is layout, not a repeated line.
 
 Too little text to judge (fewer than ``min_ngrams`` n-grams or ``min_lines`` lines) passes.
+
+With ``drop=False`` (the chain's choice when ``degeneration.enabled=false``, as in
+``filter=paper``) the ratios are still measured and a loop is kept but noted
+(``degenerate:<reason>`` in the row's ``filter_notes`` and the manifest's per-style ``notes``),
+so a run that follows the paper's rule still says how many loops it keeps.
 """
 
 from __future__ import annotations
@@ -39,10 +44,17 @@ def repeated_line_ratio(text: str, min_chars: int, min_lines: int = 1) -> float:
 class DegenerationFilter:
     name = "degeneration"
 
-    def __init__(self, cfg: DegenerationConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: DegenerationConfig, drop: bool = True) -> None:
+        self.cfg, self.drop = cfg, drop
 
     def __call__(self, item: Item) -> Verdict:
+        verdict = self.measure(item)
+        if verdict.keep or self.drop:
+            return verdict
+        item.notes.append(f"degenerate:{verdict.reason}")
+        return KEEP
+
+    def measure(self, item: Item) -> Verdict:
         cfg = self.cfg
         spoken = item.dialogue.spoken
         said = "\n".join(t.text for t in spoken) if spoken else item.text

@@ -1,0 +1,1 @@
+"""Import NeMo-Skills ``generate`` output into a synthesize run folder (see :mod:`.stage`)."""
