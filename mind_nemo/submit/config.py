@@ -87,6 +87,25 @@ class SynthesizeSpec(StageSpec):
 
 
 @dataclass
+class FilterSpec(StageSpec):
+    """The filter stage: one process (``tasks: 1``, the default), or a chain of job arrays.
+
+    ``tasks`` > 1 submits the filter's bounded-memory dedup steps, each ``afterok`` on the one
+    before: ``step=shard`` (array of ``tasks``), ``step=bucket`` (array of at most
+    ``dedup.ranges``), ``step=cluster`` (one task), ``step=apply`` (array), ``step=finalize``
+    (one task), all with ``dedup.mode=scalable``; an experiment that pins ``dedup.mode=memory``
+    gets ``step=shard`` and ``step=finalize`` only (one process deduplicates in memory)."""
+
+    #: Array tasks of the filter's sharded steps; 1: one ``step=all`` process, as before.
+    tasks: int = setting(1, ge=1)
+    #: At most this many tasks of each array run at once (``%N`` in ``--array``).
+    max_parallel: int | None = setting(None, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass
 class Dirs:
     """Run folders of every stage, derived from ``paths.runs`` and the experiment's name."""
 
@@ -118,7 +137,7 @@ class SubmitConfig:
     dirs: Dirs = field(default_factory=Dirs)
     synthesize: SynthesizeSpec = field(default_factory=SynthesizeSpec)
     merge: StageSpec = field(default_factory=StageSpec)
-    filter: StageSpec = field(default_factory=StageSpec)
+    filter: FilterSpec = field(default_factory=FilterSpec)
     mix: StageSpec = field(default_factory=StageSpec)
     pretrain: StageSpec = field(default_factory=StageSpec)
     evaluate: StageSpec = field(default_factory=StageSpec)

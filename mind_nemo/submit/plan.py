@@ -12,8 +12,10 @@ and filter of an all-styles run) are named after that folder and submitted with
 finds the work committed and finishes in seconds.
 
 A stage whose work splits into independent pieces is an array job (``Job.array``: task I does
-piece I, ``$SLURM_ARRAY_TASK_ID``); synthesize is one today, and a stage with array tasks (the
-filter's scalable steps, say) plugs in the same way: a builder in ``BUILDERS`` returning one.
+piece I, ``$SLURM_ARRAY_TASK_ID``). A builder in ``BUILDERS`` returns one job or several, in
+order; the plan is their concatenation and the launcher makes every job ``afterok`` on the one
+before it, so a stage of several steps (the filter with ``filter.tasks`` > 1: shard, bucket,
+cluster, apply, finalize) gets its chain from the same place as the stages do.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Job:
     #: Commands the local executor runs, one after another (one per shard for synthesize).
     local: list[list[str]]
     singleton: bool = False
+    #: The step of a stage that runs as several jobs (``shard``, ``bucket``, ... of the filter).
+    part: str | None = None
     #: ``--array`` of an array job (task I does piece I); ``None``: one job.
     array: str | None = None
     #: ``--signal`` (the time-limit warning) and how often NeMo-Run may requeue the job.
@@ -86,7 +90,8 @@ class Job:
 
     @property
     def task_name(self) -> str:
-        return f"{STAGES.index(self.stage)}-{self.stage}"
+        base = f"{STAGES.index(self.stage)}-{self.stage}"
+        return f"{base}-{self.part}" if self.part else base
 
 
 @dataclass
@@ -197,7 +202,16 @@ def build_plan(cfg: SubmitConfig) -> list[Job]:
     containers = executor_of(cfg) != "local" and cfg.cluster.image(OURS) is not None
     python = "python" if containers else (cfg.cluster.python or sys.executable)
     ctx = Context(cfg, python, workdir, containers)
-    return [BUILDERS.get(stage, _step_job)(ctx, stage) for stage in selected_stages(cfg)]
+    jobs: list[Job] = []
+    for stage in selected_stages(cfg):
+        made = BUILDERS.get(stage, _step_job)(ctx, stage)
+        jobs.extend(made if isinstance(made, list) else [made])
+    return jobs
+
+
+def array_spec(tasks: int, max_parallel: int | None) -> str:
+    """``--array`` of ``tasks`` tasks numbered from 0, at most ``max_parallel`` at once."""
+    return f"0-{tasks - 1}" + (f"%{max_parallel}" if max_parallel else "")
 
 
 def _module(ctx: Context, stage: str) -> list[str]:
@@ -239,7 +253,7 @@ def _synthesize_job(ctx: Context, stage: str) -> Job:
     setup = [f"if {check}; then",
              f'  echo "[mind_nemo] shard ${{SLURM_ARRAY_TASK_ID}} of {spec.tasks} is complete"',
              "  exit 0", "fi"]  # fmt: skip
-    array = f"0-{spec.tasks - 1}" + (f"%{spec.max_parallel}" if spec.max_parallel else "")
+    array = array_spec(spec.tasks, spec.max_parallel)
     return Job(
         stage, f"synth-{Path(cfg.dirs.synthesize).name}", steps, res, local, singleton=True,
         array=array, signal=f"USR1@{cfg.cluster.signal_lead_s}",
@@ -288,6 +302,45 @@ def _step_job(ctx: Context, stage: str) -> Job:
                singleton=shared is not None, notes=notes)  # fmt: skip
 
 
+def _filter_jobs(ctx: Context, stage: str) -> Job | list[Job]:
+    """``filter.tasks`` > 1: the filter's steps as a chain of jobs, arrays where the work splits
+    (task I takes source shards J with J % tasks == I, or hash ranges R % tasks == I). Every job
+    is a singleton named after the filtered folder and its step, so a second chain sharing the
+    folder trails the first step by step and finds each step's work committed."""
+    spec = ctx.cfg.filter
+    if spec.tasks == 1:
+        return _step_job(ctx, stage)
+    raw = _compose(stage, stage_args(ctx.cfg, stage))
+    assert raw is not None  # filter.yaml ships with the package
+    if raw.step != "auto" or raw.num_shards is not None or raw.shard_id is not None:
+        raise UserError(
+            "filter.tasks sets the filter's step, num_shards and shard_id; drop them from the "
+            "experiment's filter overrides"
+        )
+    argv = _module(ctx, stage)
+    if raw.dedup.mode == "auto":  # bounded memory is the point of splitting the filter
+        argv.append("dedup.mode=scalable")
+    tasks = {"shard": spec.tasks, "finalize": 1}
+    if raw.dedup.mode != "memory":
+        ranges = int(raw.dedup.ranges)
+        tasks = {"shard": spec.tasks, "bucket": min(spec.tasks, ranges), "cluster": 1,
+                 "apply": spec.tasks, "finalize": 1}  # fmt: skip
+    folder = Path(ctx.cfg.dirs.filter).name
+    jobs = []
+    for step, count in tasks.items():
+        local = [[*argv, f"step={step}", "num_shards=1", "shard_id=0"]]
+        script = ctx.command(local[0])
+        array = None
+        if count > 1:
+            local = [[*argv, f"step={step}", f"num_shards={count}", f"shard_id={i}"]
+                     for i in range(count)]  # fmt: skip
+            task = [*argv, f"step={step}", f"num_shards={count}", "shard_id=${SLURM_ARRAY_TASK_ID}"]
+            script, array = ctx.command(task), array_spec(count, spec.max_parallel)
+        jobs.append(Job(stage, f"{stage}-{folder}-{step}", [Step(script)], spec.resources, local,
+                        singleton=True, part=step, array=array))  # fmt: skip
+    return jobs
+
+
 def _pretrain_job(ctx: Context, stage: str) -> Job:
     """On GPUs: one step across the nodes, one torchrun per node (c10d rendezvous on the first
     node, which also converts the base before and exports to HF after); on CPU one process."""
@@ -320,7 +373,9 @@ def _pretrain_job(ctx: Context, stage: str) -> Job:
                env={"MASTER_ADDR": "${head_node_ip}"})  # fmt: skip
 
 
-BUILDERS: dict[str, Callable[[Context, str], Job]] = {
+#: Stages built otherwise than as one job of one step; a builder may return several jobs.
+BUILDERS: dict[str, Callable[[Context, str], Job | list[Job]]] = {
     "synthesize": _synthesize_job,
+    "filter": _filter_jobs,
     "pretrain": _pretrain_job,
 }
