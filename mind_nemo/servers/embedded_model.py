@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,22 @@ def embedded_model_dir() -> Path:
     config.architectures = [type(loaded).__name__]
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return _write_folder_once(target, save)
+
+
+def _write_folder_once(target: Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary sibling of ``target`` with ``write`` and rename it into place; when a
+    concurrent process got there first its folder is kept and ours dropped. A crash leaves no
+    half-written ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_DIRNAME}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        write(tmp)
         os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -97,16 +109,7 @@ def embedded_tokenizer_folder() -> Path:
         if (folder / "tokenizer.json").is_file():
             return folder
     target = cache_root() / EMBEDDED_TOKENIZER_DIRNAME
-    tokenizer = load_embedded_tokenizer()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_TOKENIZER_DIRNAME}.", dir=target.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return _write_folder_once(target, load_embedded_tokenizer().save_pretrained)
 
 
 def resolve_model_path(model: str) -> str:

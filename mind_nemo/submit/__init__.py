@@ -1,4 +1,4 @@
-"""The submit stage: an experiment becomes one NeMo-Run experiment, one task per stage.
+"""The submit stage: an experiment becomes one NeMo-Run experiment, one task per job.
 
 ``python -m mind_nemo.submit experiment=NAME cluster=NAME`` runs :mod:`.__main__`. Its parts: the
 config schemas (:mod:`.config`, :mod:`.cluster`), the experiment-to-jobs planner (:mod:`.plan`),

@@ -106,6 +106,23 @@ class FilterSpec(StageSpec):
 
 
 @dataclass
+class MixSpec(StageSpec):
+    """The mix stage: one process (``tasks: 1``, the default), or a job array then one job.
+
+    ``tasks`` > 1 submits ``step=shard`` as an array of ``tasks`` (task I tokenizes shard I of
+    every source), then ``step=finalize`` (merges the shards, writes the blend) ``afterok`` on
+    the whole array; the merged files are byte-identical to one process's."""
+
+    #: Array tasks = shards of every source; 1: one ``step=all`` process, as before.
+    tasks: int = setting(1, ge=1)
+    #: At most this many tasks of the array run at once (``%N`` in ``--array``).
+    max_parallel: int | None = setting(None, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass
 class Dirs:
     """Run folders of every stage, derived from ``paths.runs`` and the experiment's name."""
 
@@ -138,7 +155,7 @@ class SubmitConfig:
     synthesize: SynthesizeSpec = field(default_factory=SynthesizeSpec)
     merge: StageSpec = field(default_factory=StageSpec)
     filter: FilterSpec = field(default_factory=FilterSpec)
-    mix: StageSpec = field(default_factory=StageSpec)
+    mix: MixSpec = field(default_factory=MixSpec)
     pretrain: StageSpec = field(default_factory=StageSpec)
     evaluate: StageSpec = field(default_factory=StageSpec)
     #: Where the jobs run (``cluster=NAME`` or ``cluster=/path/site.yaml``).

@@ -1,4 +1,4 @@
-"""A plan as one NeMo-Run experiment: one task per stage, each after the one before it.
+"""A plan as one NeMo-Run experiment: one task per job, each after the one before it.
 
 ``submit`` adds every job to a ``nemo_run.Experiment`` with ``dependencies`` on the previous task
 (NeMo-Run renders ``--dependency=afterok:ID``) and runs it detached; the job ids go to
@@ -100,7 +100,7 @@ def print_dry_run(cfg: SubmitConfig, jobs: list[Job]) -> None:
     print(format_table(["stage", "job name", "steps", "array", "notes"],
                        [[j.stage, j.name, len(j.steps), j.array or "-",
                          "; ".join(j.notes) or "-"] for j in jobs]))  # fmt: skip
-    print(f"dry run: nothing submitted ({len(jobs)} stage(s) of experiment {cfg.name})")
+    print(f"dry run: nothing submitted ({len(jobs)} job(s) of experiment {cfg.name})")
 
 
 def _slurm_id(handle: str) -> str:

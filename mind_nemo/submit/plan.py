@@ -15,7 +15,8 @@ A stage whose work splits into independent pieces is an array job (``Job.array``
 piece I, ``$SLURM_ARRAY_TASK_ID``). A builder in ``BUILDERS`` returns one job or several, in
 order; the plan is their concatenation and the launcher makes every job ``afterok`` on the one
 before it, so a stage of several steps (the filter with ``filter.tasks`` > 1: shard, bucket,
-cluster, apply, finalize) gets its chain from the same place as the stages do.
+cluster, apply, finalize; the mix with ``mix.tasks`` > 1: shard, finalize) gets its chain from
+the same place as the stages do, and both build their jobs with one helper (``_chain_jobs``).
 """
 
 from __future__ import annotations
@@ -289,17 +290,64 @@ def _server_step(ctx: Context, server: ServerConfig, overrides: list[str]) -> St
     return Step(ctx.command(argv), role=server.type, srun_args=srun)
 
 
+def _identity(ctx: Context, stage: str) -> tuple[str, bool]:
+    """A stage's job name and whether it is a singleton: a stage writing a folder that several
+    experiments share (merge, filter) is named after that folder and waits for the others."""
+    shared = {"merge": ctx.cfg.dirs.synthesize, "filter": ctx.cfg.dirs.filter}.get(stage)
+    return f"{stage}-{Path(shared).name if shared else ctx.cfg.name}", shared is not None
+
+
 def _step_job(ctx: Context, stage: str) -> Job:
-    cfg = ctx.cfg
-    spec: StageSpec = getattr(cfg, stage)
+    spec: StageSpec = getattr(ctx.cfg, stage)
     notes = []
-    if _compose(stage, stage_args(cfg, stage)) is None:
+    if _compose(stage, stage_args(ctx.cfg, stage)) is None:
         notes.append(f"hydra_configs/{stage}.yaml is not installed: overrides not checked")
-    shared = {"merge": cfg.dirs.synthesize, "filter": cfg.dirs.filter}.get(stage)
-    name = f"{stage}-{Path(shared).name if shared else cfg.name}"
+    name, singleton = _identity(ctx, stage)
     argv = _module(ctx, stage)
     return Job(stage, name, [Step(ctx.command(argv))], spec.resources, [argv],
-               singleton=shared is not None, notes=notes)  # fmt: skip
+               singleton=singleton, notes=notes)  # fmt: skip
+
+
+@dataclass
+class ChainStep:
+    """One job of a stage split into steps: ``step=NAME`` over ``tasks`` array tasks, each told
+    ``num_shards`` (default: ``tasks``) and its own ``shard_id``."""
+
+    step: str
+    tasks: int
+    num_shards: int | None = None
+
+
+def _split_config(ctx: Context, stage: str, setting: str) -> Any:
+    """The stage's composed config, refused when the experiment pins what ``setting`` sets."""
+    raw = _compose(stage, stage_args(ctx.cfg, stage))
+    assert raw is not None  # filter.yaml and mix.yaml ship with the package
+    if raw.step != "auto" or raw.num_shards is not None or raw.shard_id is not None:
+        raise UserError(
+            f"{setting} sets the {stage}'s step, num_shards and shard_id; drop them from the "
+            f"experiment's {stage} overrides"
+        )
+    return raw
+
+
+def _chain_jobs(
+    ctx: Context, stage: str, argv: list[str], steps: list[ChainStep], max_parallel: int | None
+) -> list[Job]:
+    """One job per step, in order (the launcher makes each ``afterok`` on the one before), named
+    ``<stage job name>-<step>``; a step of several tasks is an array (task I: ``shard_id=I``)."""
+    spec: StageSpec = getattr(ctx.cfg, stage)
+    base, singleton = _identity(ctx, stage)
+    jobs = []
+    for part in steps:
+        fixed = [*argv, f"step={part.step}", f"num_shards={part.num_shards or part.tasks}"]
+        local = [[*fixed, f"shard_id={i}"] for i in range(part.tasks)]
+        script, array = ctx.command(local[0]), None
+        if part.tasks > 1:
+            script = ctx.command([*fixed, "shard_id=${SLURM_ARRAY_TASK_ID}"])
+            array = array_spec(part.tasks, max_parallel)
+        jobs.append(Job(stage, f"{base}-{part.step}", [Step(script)], spec.resources, local,
+                        singleton=singleton, part=part.step, array=array))  # fmt: skip
+    return jobs
 
 
 def _filter_jobs(ctx: Context, stage: str) -> Job | list[Job]:
@@ -310,35 +358,28 @@ def _filter_jobs(ctx: Context, stage: str) -> Job | list[Job]:
     spec = ctx.cfg.filter
     if spec.tasks == 1:
         return _step_job(ctx, stage)
-    raw = _compose(stage, stage_args(ctx.cfg, stage))
-    assert raw is not None  # filter.yaml ships with the package
-    if raw.step != "auto" or raw.num_shards is not None or raw.shard_id is not None:
-        raise UserError(
-            "filter.tasks sets the filter's step, num_shards and shard_id; drop them from the "
-            "experiment's filter overrides"
-        )
+    raw = _split_config(ctx, stage, "filter.tasks")
     argv = _module(ctx, stage)
     if raw.dedup.mode == "auto":  # bounded memory is the point of splitting the filter
         argv.append("dedup.mode=scalable")
-    tasks = {"shard": spec.tasks, "finalize": 1}
+    steps = [ChainStep("shard", spec.tasks), ChainStep("finalize", 1)]
     if raw.dedup.mode != "memory":
         ranges = int(raw.dedup.ranges)
-        tasks = {"shard": spec.tasks, "bucket": min(spec.tasks, ranges), "cluster": 1,
-                 "apply": spec.tasks, "finalize": 1}  # fmt: skip
-    folder = Path(ctx.cfg.dirs.filter).name
-    jobs = []
-    for step, count in tasks.items():
-        local = [[*argv, f"step={step}", "num_shards=1", "shard_id=0"]]
-        script = ctx.command(local[0])
-        array = None
-        if count > 1:
-            local = [[*argv, f"step={step}", f"num_shards={count}", f"shard_id={i}"]
-                     for i in range(count)]  # fmt: skip
-            task = [*argv, f"step={step}", f"num_shards={count}", "shard_id=${SLURM_ARRAY_TASK_ID}"]
-            script, array = ctx.command(task), array_spec(count, spec.max_parallel)
-        jobs.append(Job(stage, f"{stage}-{folder}-{step}", [Step(script)], spec.resources, local,
-                        singleton=True, part=step, array=array))  # fmt: skip
-    return jobs
+        steps[1:1] = [ChainStep("bucket", min(spec.tasks, ranges)), ChainStep("cluster", 1),
+                      ChainStep("apply", spec.tasks)]  # fmt: skip
+    return _chain_jobs(ctx, stage, argv, steps, spec.max_parallel)
+
+
+def _mix_jobs(ctx: Context, stage: str) -> Job | list[Job]:
+    """``mix.tasks`` > 1: an array whose task I tokenizes shard I of every source
+    (``step=shard``), then one ``step=finalize`` job that merges the shards and writes the blend
+    once every task has succeeded. A failed task reruns alone; finished shards are reused."""
+    spec = ctx.cfg.mix
+    if spec.tasks == 1:
+        return _step_job(ctx, stage)
+    _split_config(ctx, stage, "mix.tasks")
+    steps = [ChainStep("shard", spec.tasks), ChainStep("finalize", 1, num_shards=spec.tasks)]
+    return _chain_jobs(ctx, stage, _module(ctx, stage), steps, spec.max_parallel)
 
 
 def _pretrain_job(ctx: Context, stage: str) -> Job:
@@ -377,5 +418,6 @@ def _pretrain_job(ctx: Context, stage: str) -> Job:
 BUILDERS: dict[str, Callable[[Context, str], Job | list[Job]]] = {
     "synthesize": _synthesize_job,
     "filter": _filter_jobs,
+    "mix": _mix_jobs,
     "pretrain": _pretrain_job,
 }

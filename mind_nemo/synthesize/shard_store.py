@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +41,38 @@ from mind_nemo.core.records import Context, Conversation, ConversationKey
 from mind_nemo.core.run_folder import RunFolder, file_sha256, shard_name, write_atomic, write_marker
 
 log = logging.getLogger(__name__)
+
+#: How :meth:`Context.to_json` starts a row: its key, then the long text. Resume needs only the
+#: key, so a row that starts this way (and ends like a JSON object) is not parsed in full; any
+#: other row (an older layout, a hand edit) is parsed in full, as before.
+_CONTEXT_KEY = re.compile(rb'\{"document_id": ("(?:[^"\\]|\\.)*"), "index": (-?\d+), ')
+
+
+def context_keys(path: Path) -> set[tuple[str, int]]:
+    """The (document id, context index) of every context row of ``path`` (none if absent);
+    unparsable rows are logged and skipped, as :func:`iter_jsonl` does."""
+    keys: set[tuple[str, int]] = set()
+    if not path.exists():
+        return keys
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.rstrip()
+            if not line:
+                continue
+            match = _CONTEXT_KEY.match(line)
+            if match is not None and line.endswith(b"}"):
+                document_id = json.loads(match.group(1).decode("utf-8", errors="replace"))
+                keys.add((str(document_id), int(match.group(2))))
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8", errors="replace"))
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                log.warning("%s:%d: skipping a line that is not a JSON object", path, number)
+                continue
+            keys.add((str(row["document_id"]), int(row["index"])))
+    return keys
 
 
 def row_key(row: dict[str, Any]) -> ConversationKey:
@@ -114,8 +147,7 @@ class ShardStore:
         for row in iter_jsonl(self.conversations_path):
             self.done_keys.add(row_key(row))
             self._totals.add(row)
-        for row in iter_jsonl(self.contexts_path):
-            self.context_keys.add((str(row["document_id"]), int(row["index"])))
+        self.context_keys = context_keys(self.contexts_path)
         for row in iter_jsonl(self.failures_path):
             key = row_key(row)
             if key not in self.done_keys:

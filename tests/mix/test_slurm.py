@@ -1,57 +1,60 @@
-"""The mix's SLURM scale-out on a real SLURM: a job array of shards, then one finalize job.
+"""The mix's SLURM scale-out on a real SLURM, submitted the way a user does: through submit.
 
-``launchers/mix_slurm.sh`` submits one array task per shard and a finalize job that depends on
-the whole array (``afterok``). The test checks the result against an unsharded run of the same
-mix: byte-identical ``.bin`` files and the same blend weights. It skips, with the reason, where
-no SLURM controller answers (``launchers/slurm/local_cluster.sh up`` starts one here).
+``python -m mind_nemo.submit ... stages=[mix] mix.tasks=3`` submits a job array of three
+``step=shard`` tasks and a ``step=finalize`` job ``afterok`` on the whole array. Submitted held,
+SLURM's record of that dependency is checked before anything runs; released, the result is
+compared with an unsharded run of the same mix: byte-identical ``.bin`` files and the same blend
+weights. It skips, with the reason, where no SLURM node takes jobs
+(``launchers/slurm/local_cluster.sh up`` starts one here).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO, run_stage
 from tests.submit.helpers import queue_empty, slurm_problem, wait_for
+from tests.submit.test_slurm_synthesize import job_records
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.integration,
     pytest.mark.skipif(slurm_problem() is not None, reason=str(slurm_problem())),
 ]
 
 
 def test_mix_array_matches_unsharded_run(tmp_path):
     sharded, single = tmp_path / "sharded", tmp_path / "single"
-    env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "MIX_CPUS": "1",
-        "MIX_TIME": "00:15:00",
-        "MIX_LOG_DIR": str(tmp_path / "logs"),
-        "TQDM_DISABLE": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    submit = subprocess.run(
-        ["bash", "launchers/mix_slurm.sh", "3", "mix=quickstart", f"output_dir={sharded}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    # "shards: job array 12 (3 tasks); merge + blend: job 13"
-    words = submit.stdout.split()
-    array_id, final_id = words[words.index("array") + 1], words[-1]
-    wait_for(lambda: queue_empty([array_id, final_id]), "the mix jobs", timeout_s=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "mind_nemo.submit", "experiment=quickstart", "name=mchain",
+         f"paths.runs={tmp_path / 'runs'}", f"dirs.mix={sharded}", "stages=[mix]",
+         "mix.tasks=3", "mix.overrides=['mix=quickstart']", "mix.resources.cpus_per_task=1",
+         "mix.resources.time=00:15:00", "executor=slurm", "cluster=local_slurm",
+         "cluster.hold=true"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    chain = json.loads((tmp_path / "runs" / "mchain" / "chain.json").read_text())["jobs"]
+    ids = [job["job_id"] for job in chain]
+    assert [job["name"] for job in chain] == ["mix-mchain-shard", "mix-mchain-finalize"]
+    try:  # held: SLURM's own record, before anything runs
+        shards, final = job_records(ids[0]), job_records(ids[1])
+        assert shards[0]["ArrayTaskId"] == "0-2", shards  # held: one record for the array
+        assert f"afterok:{ids[0]}" in final[0]["Dependency"], final[0]["Dependency"]
+    finally:
+        subprocess.run(["scontrol", "release", *ids], check=False)
+    wait_for(lambda: queue_empty(ids), "the mix jobs", timeout_s=900)
 
-    logs = "\n".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.out")))
+    logs = {job["name"]: sorted(Path(job["logs"]).glob("sbatch_*.out")) for job in chain}
+    text = "".join(p.read_text() for files in logs.values() for p in files)
     manifest = json.loads((sharded / "manifest.json").read_text())
-    assert manifest["status"] == "complete", logs[-3000:]
-    assert len(list((tmp_path / "logs").glob("mix-shard-*.out"))) == 3, logs[-3000:]
+    assert manifest["status"] == "complete", text[-3000:]
+    assert [len(files) for files in logs.values()] == [3, 1], text[-3000:]  # a log per task
 
     run_stage("mix", "mix=quickstart", f"output_dir={single}", "progress=false")
     reference = json.loads((single / "manifest.json").read_text())

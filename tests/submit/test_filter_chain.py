@@ -106,7 +106,7 @@ def test_slurm_dry_run_chains_each_step_afterok_on_the_one_before(tmp_path):
     assert [h.split()[2] for h in heads] == names
     assert after == [None, *names[:-1]]
     assert result.stdout.count("#SBATCH --array=0-2") == 3
-    assert "dry run: nothing submitted (7 stage(s)" in result.stdout
+    assert "dry run: nothing submitted (7 job(s)" in result.stdout
 
 
 @pytest.mark.slow

@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from mind_nemo.filter.dedup.bands import DROP, EXACT, PAIR, ROW_BITS, ROW_MASK
-
-READ_ROWS = 1 << 20
-
-
-def _chunks(paths: list[Path]) -> Iterator[np.ndarray]:
-    for path in paths:
-        if not path.is_file() or path.stat().st_size == 0:
-            continue
-        data = np.memmap(path, dtype=PAIR, mode="r")
-        for start in range(0, len(data), READ_ROWS):
-            yield np.array(data[start : start + READ_ROWS])
+from mind_nemo.filter.dedup.record_files import READ_ROWS, read_chunks, scatter
 
 
 def _global(ids: np.ndarray, bases: np.ndarray) -> np.ndarray:
@@ -56,19 +45,7 @@ def cluster(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     files = [scratch / f"part-{p:05d}.bin" for p in range(parts)]
-    outs = [open(f, "wb") for f in files]  # noqa: SIM115
-    try:
-        for chunk in _chunks(pair_files):
-            where = _global(chunk["j"], bases) // span
-            order = np.argsort(where, kind="stable")
-            chunk, where = chunk[order], where[order]
-            bounds = np.searchsorted(where, np.arange(parts + 1))
-            for p in range(parts):
-                if bounds[p + 1] > bounds[p]:
-                    outs[p].write(chunk[bounds[p] : bounds[p + 1]].tobytes())
-    finally:
-        for out in outs:
-            out.close()
+    scatter(read_chunks(pair_files, PAIR), lambda chunk: _global(chunk["j"], bases) // span, files)
 
     dropped = np.zeros((total_rows + 7) // 8, dtype=np.uint8)
     counts = {"pairs": 0, "exact": 0, "near": 0}

@@ -27,18 +27,9 @@ import numpy as np
 
 from mind_nemo.filter.config import DedupConfig
 from mind_nemo.filter.dedup.bands import EXACT, EXACT_BAND, NEAR, PAIR, RECORD, ROW_BITS, ROW_MASK
+from mind_nemo.filter.dedup.record_files import READ_ROWS, read_chunks, scatter
 
 log = logging.getLogger(__name__)
-READ_ROWS = 1 << 20
-
-
-def _read_chunks(paths: list[Path]) -> Iterator[np.ndarray]:
-    for path in paths:
-        data = np.memmap(path, dtype=RECORD, mode="r") if path.stat().st_size else None
-        if data is None:
-            continue
-        for start in range(0, len(data), READ_ROWS):
-            yield np.array(data[start : start + READ_ROWS])
 
 
 def sorted_parts(
@@ -49,7 +40,7 @@ def sorted_parts(
     if total <= buffer_rows or level >= 4:
         if total > buffer_rows:
             log.warning("a bucket of %d records exceeds sort_buffer_rows; loading it whole", total)
-        chunks = list(_read_chunks(paths))
+        chunks = list(read_chunks(paths, RECORD))
         data = np.concatenate(chunks) if chunks else np.empty(0, dtype=RECORD)
         tie = np.where(data["band"] == EXACT_BAND, data["fp"], np.uint64(0))
         yield data[np.lexsort((data["uid"], tie, data["key"], data["band"]))]
@@ -58,19 +49,11 @@ def sorted_parts(
     folder = scratch / f"level{level}"
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / f"part-{p:05d}.bin" for p in range(parts)]
-    outs = [open(f, "wb") for f in files]  # noqa: SIM115
-    try:
-        for chunk in _read_chunks(paths):
-            where = ((chunk["key"] // np.uint64(divisor)) % np.uint64(parts)).astype(np.int64)
-            order = np.argsort(where, kind="stable")
-            chunk, where = chunk[order], where[order]
-            bounds = np.searchsorted(where, np.arange(parts + 1))
-            for p in range(parts):
-                if bounds[p + 1] > bounds[p]:
-                    outs[p].write(chunk[bounds[p] : bounds[p + 1]].tobytes())
-    finally:
-        for out in outs:
-            out.close()
+    scatter(
+        read_chunks(paths, RECORD),
+        lambda chunk: ((chunk["key"] // np.uint64(divisor)) % np.uint64(parts)).astype(np.int64),
+        files,
+    )
     for f in files:
         yield from sorted_parts([f], buffer_rows, folder / f.stem, divisor * parts, level + 1)
         f.unlink()
