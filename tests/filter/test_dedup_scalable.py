@@ -9,6 +9,7 @@ a sort buffer small enough to force the on-disk partitioning, and rerun to check
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -189,3 +190,15 @@ def test_banding_matches_datasketch():
     cfg = DedupConfig(threshold=0.7, num_perm=64)
     lsh = MinHashLSH(threshold=0.7, num_perm=64)
     assert banding(cfg) == [tuple(map(int, r)) for r in lsh.hashranges]
+
+
+def assert_same_as_one_memory_run(run, out, tmp_path) -> None:
+    """``out`` (a scalable run of ``run``) has the reasons, duplicate counts and files of one
+    in-memory filter process over the same run."""
+    reference = filter_run(run, tmp_path / "single", *ONLY_DEDUP, "dedup.mode=memory")
+    assert reference is not None
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["reasons"] == reference["reasons"]
+    assert manifest["dedup"]["exact"] == reference["dedup"]["exact"] > 0
+    assert manifest["dedup"]["near"] == reference["dedup"]["near"] > 0
+    assert outputs(out) == outputs(tmp_path / "single")

@@ -15,8 +15,11 @@ import sys
 
 import pytest
 
-from tests.filter.helpers import filter_run
-from tests.filter.test_dedup_scalable import ONLY_DEDUP, outputs, planted_run
+from tests.filter.test_dedup_scalable import (
+    ONLY_DEDUP,
+    assert_same_as_one_memory_run,
+    planted_run,
+)
 from tests.helpers import REPO
 from tests.submit.helpers import queue_empty, slurm_problem, wait_for
 
@@ -62,9 +65,4 @@ def test_filter_dedup_array_steps_equal_single_process(tmp_path):
     assert len(list(logs.glob("filter-bucket-*.out"))) == TASKS, text[-4000:]
     assert len(list(logs.glob("filter-apply-*.out"))) == TASKS, text[-4000:]
 
-    reference = filter_run(run, tmp_path / "single", *ONLY_DEDUP, "dedup.mode=memory")
-    assert reference is not None
-    assert manifest["reasons"] == reference["reasons"]
-    assert manifest["dedup"]["exact"] == reference["dedup"]["exact"] > 0
-    assert manifest["dedup"]["near"] == reference["dedup"]["near"] > 0
-    assert outputs(out) == outputs(tmp_path / "single")
+    assert_same_as_one_memory_run(run, out, tmp_path)

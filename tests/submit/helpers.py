@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.helpers import REPO
 
@@ -36,3 +38,17 @@ def queue_empty(job_ids: list[str]) -> bool:
         ["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True
     )
     return out.returncode == 0 and not out.stdout.strip()
+
+
+def dry_run_chain(job_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list, list]:
+    """``submit ... dry_run=true`` with ``args``: the result, each printed job's header name
+    (``3-mix-shard``) and the job name it waits on with ``afterok`` (None for the first)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mind_nemo.submit", "dry_run=true", *args,
+         f"cluster.job_dir={job_dir}"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    heads = [line for line in result.stdout.splitlines() if line.startswith("# ===== ")]
+    after = [h.split("afterok:<", 1)[1].rstrip(">)") if "afterok" in h else None for h in heads]
+    return result, [h.split()[2] for h in heads], after

@@ -22,10 +22,13 @@ from hydra.core.global_hydra import GlobalHydra
 import mind_nemo.submit.config  # noqa: F401  (registers the submit schema)
 from mind_nemo.core.errors import UserError
 from mind_nemo.submit.plan import Job, build_plan, load_config
-from tests.filter.helpers import filter_run
-from tests.filter.test_dedup_scalable import ONLY_DEDUP, outputs, planted_run
+from tests.filter.test_dedup_scalable import (
+    ONLY_DEDUP,
+    assert_same_as_one_memory_run,
+    planted_run,
+)
 from tests.helpers import REPO
-from tests.submit.helpers import queue_empty, slurm_problem, wait_for
+from tests.submit.helpers import dry_run_chain, queue_empty, slurm_problem, wait_for
 from tests.submit.test_experiments import PATHS
 from tests.submit.test_slurm_synthesize import job_records
 
@@ -93,17 +96,12 @@ def test_tasks_with_a_step_override_is_refused():
 
 
 def test_slurm_dry_run_chains_each_step_afterok_on_the_one_before(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "mind_nemo.submit", "experiment=owm4b_longest", "dry_run=true",
-         *PATHS, "stages=[merge,filter,mix]", "filter.tasks=3", f"cluster.job_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    heads = [line for line in result.stdout.splitlines() if line.startswith("# ===== ")]
-    after = [h.split("afterok:<", 1)[1].rstrip(">)") if "afterok" in h else None for h in heads]
+    result, heads, after = dry_run_chain(
+        tmp_path, "experiment=owm4b_longest", *PATHS, "stages=[merge,filter,mix]", "filter.tasks=3"
+    )
     names = ["1-merge", "2-filter-shard", "2-filter-bucket", "2-filter-cluster",
              "2-filter-apply", "2-filter-finalize", "3-mix"]  # fmt: skip
-    assert [h.split()[2] for h in heads] == names
+    assert heads == names
     assert after == [None, *names[:-1]]
     assert result.stdout.count("#SBATCH --array=0-2") == 3
     assert "dry run: nothing submitted (7 job(s)" in result.stdout
@@ -144,9 +142,4 @@ def test_submitted_filter_chain_equals_one_process(tmp_path):
     assert [len(files) for files in logs.values()] == [3, 3, 1, 3, 1], text[-4000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["dedup"]["mode"] == "scalable"
-    reference = filter_run(run, tmp_path / "single", *ONLY_DEDUP, "dedup.mode=memory")
-    assert reference is not None
-    assert manifest["reasons"] == reference["reasons"]
-    assert manifest["dedup"]["exact"] == reference["dedup"]["exact"] > 0
-    assert manifest["dedup"]["near"] == reference["dedup"]["near"] > 0
-    assert outputs(out) == outputs(tmp_path / "single")
+    assert_same_as_one_memory_run(run, out, tmp_path)

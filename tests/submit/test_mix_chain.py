@@ -8,14 +8,13 @@ tests/mix/test_slurm.py submits the same chain on the one-node cluster and compa
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.submit.plan import Job
-from tests.helpers import REPO
+from tests.submit.helpers import dry_run_chain
 from tests.submit.test_experiments import PATHS
 from tests.submit.test_filter_chain import exec_line, plan_jobs
 
@@ -58,16 +57,11 @@ def test_tasks_with_a_pinned_step_is_refused():
 
 
 def test_slurm_dry_run_shows_the_array_and_the_finalize_afterok(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "mind_nemo.submit", "experiment=owm4b_longest", "dry_run=true",
-         *PATHS, "stages=[mix,pretrain]", "mix.tasks=3", f"cluster.job_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    heads = [line for line in result.stdout.splitlines() if line.startswith("# ===== ")]
-    after = [h.split("afterok:<", 1)[1].rstrip(">)") if "afterok" in h else None for h in heads]
+    result, heads, after = dry_run_chain(
+        tmp_path, "experiment=owm4b_longest", *PATHS, "stages=[mix,pretrain]", "mix.tasks=3"
+    )
     names = ["3-mix-shard", "3-mix-finalize", "4-pretrain"]
-    assert [h.split()[2] for h in heads] == names
+    assert heads == names
     assert after == [None, *names[:-1]]
     assert result.stdout.count("#SBATCH --array=0-2") == 1
     assert "step=shard num_shards=3 shard_id=${SLURM_ARRAY_TASK_ID}" in result.stdout
