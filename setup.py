@@ -30,7 +30,6 @@ setup(
         "gguf>=0.10",
         "accelerate>=1.0",
         "hydra-core==1.3.8",
-        "aiohttp>=3.9",
         "httpx>=0.27",
         "pyarrow>=15",
         "datasets>=3.0",
@@ -72,6 +71,8 @@ setup(
             "ruff>=0.6",
             "openai>=1.40",
             "hypothesis==6.170.17",
+            # real HTTP servers in the transport and judge tests; the browser test's websocket
+            "aiohttp>=3.9",
             # `make lint`: mypy and the stubs of the typed dependencies that ship them separately
             "mypy==2.4.1",
             "types-PyYAML==6.0.12.20261122",

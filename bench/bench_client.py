@@ -80,7 +80,7 @@ def main() -> None:
     url = stub.url
     try:
         rows = [
-            measure("mind_nemo client (aiohttp)", run_ours, url, args.requests, args.concurrency),
+            measure("mind_nemo client", run_ours, url, args.requests, args.concurrency),
             measure(
                 "openai.AsyncOpenAI + semaphore", run_openai, url, args.requests, args.concurrency
             ),

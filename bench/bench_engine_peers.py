@@ -8,16 +8,22 @@ OpenAI-compatible server, results to JSONL:
 * ``ours (contexts)``: the same on the pre-cut contexts (each document already fits);
 * ``AsyncOpenAI loop``: a plain ``openai.AsyncOpenAI`` + semaphore script;
 * ``datatrove``: datatrove's ``InferenceRunner`` (``--datatrove-python``, its own venv);
-* ``NeMo-Skills``: ``nemo_skills.inference.generate`` (``--nemo-skills-python``).
+* ``NeMo-Skills``: ``python -m nemo_skills.inference.generate`` with our ``debate`` prompt file
+  as its ``prompt_config`` over the same contexts (``--nemo-skills-python`` of its venv and
+  ``--nemo-skills-dir`` of its checkout, which goes on ``PYTHONPATH``).
 
-A peer whose Python is not given is skipped with a message. Rounds are interleaved (each round
-runs every contender at every setting) and the table shows medians: requests/s during generation
-(server side: first request in to last answer out), whole-process wall time, CPU ms per request
-(user + system of the process and its children) and peak RSS. The fake server lives in this
-file (an ``asyncio.Protocol``, HTTP/1.1 keep-alive), independent of ``mind_nemo.servers.stub``.
+A peer whose Python is not given is skipped with a message. Each run must send one request per
+context, the first with the very messages ``requests.jsonl`` holds for a context (the fake
+server keeps the first request body), and NeMo-Skills must write one non-empty ``generation``
+per context. Rounds are interleaved (each round runs every contender at every setting) and the
+table shows medians: requests/s during generation (server side: first request in to last answer
+out), whole-process wall time, CPU ms per request (user + system of the process and its
+children) and peak RSS. The fake server lives in this file (an ``asyncio.Protocol``, HTTP/1.1
+keep-alive), independent of ``mind_nemo.servers.stub``.
 
     .venv/bin/python bench/bench_engine_peers.py --rounds 3 \\
-        --datatrove-python /tmp/dt/bin/python
+        --datatrove-python /tmp/dt/bin/python \\
+        --nemo-skills-python /tmp/ns-venv/bin/python --nemo-skills-dir /tmp/nemo-skills
 
 The top of this file imports the standard library only: the peers' runners are this same file
 started with the peer's own Python (``--peer NAME``).
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -60,6 +67,7 @@ class _Stats:
         self.last_out: float | None = None
         self.cpu0 = time.process_time()
         self.connections = 0
+        self.first_body: bytes | None = None  # of the first completion request since the reset
 
     def as_json(self) -> bytes:
         return json.dumps(
@@ -69,8 +77,19 @@ class _Stats:
                 "last_out": self.last_out,
                 "server_cpu_s": time.process_time() - self.cpu0,
                 "connections": self.connections,
+                "first_messages": _messages(self.first_body),
             }
         ).encode()
+
+
+def _messages(body: bytes | None) -> list[dict[str, Any]] | None:
+    """The chat messages of a request body (a text completion's prompt as one user turn)."""
+    if body is None:
+        return None
+    request = json.loads(body)
+    if "messages" in request:
+        return list(request["messages"])
+    return [{"role": "user", "content": request.get("prompt")}]
 
 
 STATS = _Stats()
@@ -87,6 +106,16 @@ _CHAT_BODY = json.dumps(
                 "finish_reason": "stop",
             }
         ],
+        "usage": {"prompt_tokens": 600, "completion_tokens": 64, "total_tokens": 664},
+    }
+).encode()
+_TEXT_BODY = json.dumps(
+    {
+        "id": "bench",
+        "object": "text_completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [{"index": 0, "text": ANSWER, "finish_reason": "stop", "logprobs": None}],
         "usage": {"prompt_tokens": 600, "completion_tokens": 64, "total_tokens": 664},
     }
 ).encode()
@@ -118,8 +147,10 @@ class _Http(asyncio.Protocol):
             length = int(headers.get("content-length") or 0)
             if len(self.buffer) < end + 4 + length:
                 return
-            del self.buffer[: end + 4 + length]
             method, path = head[0].split(" ")[:2]
+            if STATS.first_body is None and method == "POST" and path.endswith("/completions"):
+                STATS.first_body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
             self._handle(method, path, headers.get("connection") == "close")
 
     def _handle(self, method: str, path: str, close: bool) -> None:
@@ -127,12 +158,11 @@ class _Http(asyncio.Protocol):
             STATS.count += 1
             if STATS.first_in is None:
                 STATS.first_in = time.time()
+            body = _CHAT_BODY if path.endswith("/chat/completions") else _TEXT_BODY
             if self.latency:
-                asyncio.get_running_loop().call_later(
-                    self.latency, self._send, _CHAT_BODY, close, True
-                )
+                asyncio.get_running_loop().call_later(self.latency, self._send, body, close, True)
             else:
-                self._send(_CHAT_BODY, close, True)
+                self._send(body, close, True)
         elif path.startswith("/bench/stats"):
             self._send(STATS.as_json(), close)
         elif path.startswith("/bench/reset"):
@@ -265,18 +295,21 @@ PEERS = {"openai_loop": peer_openai_loop, "datatrove": peer_datatrove}
 
 def prepare(folder: Path, contexts: int, source: Path) -> dict[str, Path]:
     """Documents (repeats of ``source`` under new ids) giving at least ``contexts`` contexts,
-    the first ``contexts`` of them as pre-cut documents, and the chat requests for the peers."""
+    the first ``contexts`` of them as pre-cut documents, the chat requests for the peers, and
+    NeMo-Skills' input rows (the context under the field our prompt file fills) with that file."""
     sys.path.insert(0, str(REPO))
-    from mind_nemo.core.records import Document
+    from mind_nemo.core.records import CONTEXT_FIELD, Document
     from mind_nemo.core.tokenizer import load_fast_tokenizer
     from mind_nemo.synthesize.chunking import Chunker
     from mind_nemo.synthesize.config import ChunkConfig
-    from mind_nemo.synthesize.styles import load_prompt
+    from mind_nemo.synthesize.styles import builtin_prompt_path, load_prompt
 
     base = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
     chunker = Chunker(load_fast_tokenizer("embedded"), ChunkConfig())
     prompt = load_prompt(STYLE)
-    paths = {name: folder / f"{name}.jsonl" for name in ("documents", "contexts", "requests")}
+    names = ("documents", "contexts", "requests", "ns_input")
+    paths = {name: folder / f"{name}.jsonl" for name in names}
+    paths["prompt"] = builtin_prompt_path(STYLE)
     cut: list[tuple[str, str]] = []
     with open(paths["documents"], "w") as docs:
         repeat = 0
@@ -289,22 +322,29 @@ def prepare(folder: Path, contexts: int, source: Path) -> dict[str, Path]:
                     break
             repeat += 1
     cut = cut[:contexts]
-    with open(paths["contexts"], "w") as ctx, open(paths["requests"], "w") as req:
+    with (
+        open(paths["contexts"], "w") as ctx,
+        open(paths["requests"], "w") as req,
+        open(paths["ns_input"], "w") as ns,
+    ):
         for cid, text in cut:
             ctx.write(json.dumps({"id": cid, "text": text}) + "\n")
             req.write(json.dumps({"id": cid, "messages": prompt.messages(text)}) + "\n")
+            ns.write(json.dumps({"id": cid, CONTEXT_FIELD: text}) + "\n")
     return paths
 
 
 # ----------------------------------------------------------------------------- running one
 
 
-def _measure(cmd: list[str], server: FakeServer, env: dict[str, str] | None = None) -> dict:
+def _measure(
+    cmd: list[str], server: FakeServer, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> dict:
     """Run ``cmd`` to the end; wall, CPU, peak RSS of it and its children, server-side rate."""
     server.reset()
     start = time.monotonic()
     proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
     )  # fmt: skip
     assert proc.stderr is not None
@@ -325,6 +365,7 @@ def _measure(cmd: list[str], server: FakeServer, env: dict[str, str] | None = No
         "cpu_ms_per_request": (usage.ru_utime + usage.ru_stime) * 1000 / max(n, 1),
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "server_cpu_ms_per_request": stats["server_cpu_s"] * 1000 / max(n, 1),
+        "first_messages": stats["first_messages"],
     }
 
 
@@ -338,21 +379,61 @@ def ours_cmd(corpus: Path, url: str, in_flight: int, out: Path, contexts: int) -
     ]  # fmt: skip
 
 
+def nemo_skills_cmd(python: str, paths: dict[str, Path], url: str, in_flight: int,
+                    out: Path) -> list[str]:  # fmt: skip
+    """``nemo_skills.inference.generate`` as its docs start it against a running vLLM server."""
+    return [
+        python, "-m", "nemo_skills.inference.generate",
+        f"++input_file={paths['ns_input'].resolve()}", f"++output_file={out.resolve()}",
+        f"++prompt_config={paths['prompt'].resolve()}",
+        "++server.server_type=vllm", f"++server.base_url={url}", "++server.model=bench",
+        f"++max_concurrent_requests={in_flight}", f"++inference.tokens_to_generate={MAX_TOKENS}",
+        "++inference.temperature=1.0", "++inference.top_p=0.9",
+    ]  # fmt: skip
+
+
+def check_nemo_skills_output(out: Path, ns_input: Path) -> None:
+    """One row per input row, same ids, each with a non-empty ``generation``."""
+    want = [row["id"] for row in _requests(ns_input)]
+    rows = _requests(out) if out.is_file() else []
+    empty = sum(1 for row in rows if not row.get("generation"))
+    if sorted(str(row.get("id")) for row in rows) != sorted(want) or empty:
+        raise RuntimeError(f"nemo_skills wrote {len(rows)} rows for {len(want)} contexts "
+                           f"({empty} without a generation) to {out}")  # fmt: skip
+
+
+@functools.cache
+def _expected_messages(requests: Path) -> frozenset[str]:
+    return frozenset(json.dumps(row["messages"], sort_keys=True) for row in _requests(requests))
+
+
 def run_one(
     name: str, python: str, paths: dict[str, Path], server: FakeServer, in_flight: int, args: Any
 ) -> dict:
+    """One whole process of ``name``; checks it sent one request per context, the first with the
+    same messages as ``requests.jsonl`` holds for some context, and (NeMo-Skills) its rows."""
     work = Path(tempfile.mkdtemp(prefix="bench-peers-", dir=args.work))
+    env, cwd = None, REPO
     try:
         if name.startswith("ours"):
             corpus = paths["documents"] if name == "ours_documents" else paths["contexts"]
             cmd = ours_cmd(corpus, server.url, in_flight, work / "run", args.contexts)
+        elif name == "nemo_skills":
+            out = work / "ns" / "output.jsonl"
+            cmd = nemo_skills_cmd(python, paths, server.url, in_flight, out)
+            env, cwd = {"PYTHONPATH": str(args.nemo_skills_dir.resolve())}, work
         else:
             cmd = [python, str(HERE), "--peer", name, "--requests-file", str(paths["requests"]),
                    "--url", server.url, "--in-flight", str(in_flight),
                    "--out", str(work / "out.jsonl")]  # fmt: skip
-        result = _measure(cmd, server)
-        if result["requests"] < args.contexts:
-            raise RuntimeError(f"{name} sent {result['requests']} of {args.contexts} requests")
+        result = _measure(cmd, server, env, cwd)
+        if result["requests"] != args.contexts:  # one per context: no retries, no n > 1
+            raise RuntimeError(f"{name} sent {result['requests']} requests for {args.contexts}")
+        first = json.dumps(result.pop("first_messages"), sort_keys=True)
+        if first not in _expected_messages(paths["requests"]):
+            raise RuntimeError(f"{name} sent messages no context's request holds: {first[:300]}")
+        if name == "nemo_skills":
+            check_nemo_skills_output(out, paths["ns_input"])
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -421,6 +502,9 @@ def main() -> None:
                         help="in_flight:latency_s pairs")  # fmt: skip
     parser.add_argument("--datatrove-python", default=None)
     parser.add_argument("--nemo-skills-python", default=None)
+    parser.add_argument("--nemo-skills-dir", default=None, type=Path,
+                        help="NeMo-Skills checkout (put on PYTHONPATH); needed with "
+                        "--nemo-skills-python")  # fmt: skip
     parser.add_argument("--only", default=None, help="comma-separated contenders")
     parser.add_argument("--work", default=None, help="folder for temporary files")
     parser.add_argument("--json", default=None, help="write all measurements here")
@@ -451,9 +535,11 @@ def main() -> None:
             contenders[name] = python
         else:
             print(f"{LABELS[name]}: skipped (give {flag} PATH to its venv's python)")
-    if "nemo_skills" in contenders:
-        print("NeMo-Skills generate: runner not written yet; skipped")
-        del contenders["nemo_skills"]
+    ns_dir = args.nemo_skills_dir
+    if args.nemo_skills_python and ns_dir is None:
+        parser.error("--nemo-skills-python needs --nemo-skills-dir, the NeMo-Skills checkout")
+    if ns_dir is not None and not (ns_dir / "nemo_skills" / "inference" / "generate.py").is_file():
+        parser.error(f"--nemo-skills-dir {ns_dir}: no nemo_skills/inference/generate.py there")
     if args.only:
         contenders = {k: v for k, v in contenders.items() if k in args.only.split(",")}
     settings = [(int(a), float(b)) for a, b in (s.split(":") for s in args.settings.split(","))]

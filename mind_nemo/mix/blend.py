@@ -17,25 +17,29 @@ the ids came from, in Megatron-LM's and NeMo's own argument names.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.megatron_split import (
+    SPLIT_PARTS,
+    active_parts,
+    clean_split,
+    empty_parts,
+    nearest_safe_split,
+    split_documents,
+    split_values,
+)
 from mind_nemo.core.run_folder import RunFolder
 from mind_nemo.mix.config import SourceConfig
 
 #: Megatron-LM's legacy default ``--split``: what ``validate_args`` fills in when ``--data-path``
 #: comes without one (``--data-args-path`` gets no default at all).
 MEGATRON_DEFAULT_SPLIT = "969, 30, 1"
-#: The three parts, in NeMo's key names (Megatron's ``Split`` enum says ``valid``).
-SPLIT_PARTS = ("train", "validation", "test")
 #: Sequence lengths ``blend.json`` always gives ``train_samples`` for (plus the mix's own).
 COMMON_SEQ_LENGTHS = (1024, 2048, 4096, 8192)
 
@@ -217,108 +221,45 @@ def _tokens(value: float) -> str:
 # --------------------------------------------------------------------------- split
 
 
-def split_values(split: str) -> list[float]:
-    """The three raw proportions of a split string, read as megatron-core reads them
-    (``parse_and_normalize_split``: every number in the string, missing parts 0)."""
-    values = [float(v) for v in re.findall(r"[.0-9]+", str(split))]
-    if not values or len(values) > len(SPLIT_PARTS) or not sum(values) > 0:
-        raise UserError(
-            f"split={split!r} must be up to three proportions for train, validation and test, "
-            "e.g. split=99:1:0 or split='969,30,1'"
-        )
-    return values + [0.0] * (len(SPLIT_PARTS) - len(values))
-
-
-def split_documents(split: str, documents: int) -> list[int | None]:
-    """Documents of a ``documents``-long dataset in each part, by megatron-core's arithmetic.
-
-    ``BlendedMegatronDatasetBuilder`` normalises the split, turns it into bookends
-    (``convert_split_vector_to_split_matrix``: a 0-width part is ``None``, not built) and takes
-    documents ``[round(lo x n), round(hi x n))`` of every dataset for each part."""
-    values = split_values(split)
-    total = sum(values)
-    fractions = [v / total for v in values]
-    ends = functools.reduce(lambda acc, f: [*acc, acc[-1] + f], fractions, [0.0])
-    parts: list[int | None] = []
-    for lo, hi in itertools.pairwise(ends):
-        if hi <= lo:
-            parts.append(None)
-        else:
-            parts.append(round(hi * float(documents)) - round(lo * float(documents)))
-    return parts
-
-
-def _clean(split: str) -> str:
-    """The split as one shell word (Megatron's own default ``969, 30, 1`` has spaces)."""
-    return ",".join(f"{v:g}" for v in split_values(split))
-
-
-def _empty_parts(split: str, documents: dict[str, int]) -> list[tuple[str, str]]:
-    return [
-        (name, SPLIT_PARTS[i])
-        for name, n in documents.items()
-        for i, count in enumerate(split_documents(split, n))
-        if count == 0
-    ]
-
-
 def plan_split(requested: str, documents: dict[str, int]) -> SplitPlan:
     """The ``--split`` to print: the requested one, or the least change that leaves no source
-    with 0 documents in a non-empty part; a source too small for any such split is refused.
+    with 0 documents in a built part (:func:`~mind_nemo.core.megatron_split.nearest_safe_split`);
+    a source too small for any such split is refused.
 
     megatron-core cuts every dataset of a blend by the same fractions, so one small source
     decides: with ``969,30,1`` a source needs about 1,000 documents before its test part holds
-    one. The resized split keeps the requested parts (a 0 part stays 0) and grows only the ones
-    that would be empty, in steps fine enough not to move a large source's parts noticeably."""
-    values = split_values(requested)
-    active = [i for i, v in enumerate(values) if v > 0]
+    one."""
+    cleaned = clean_split(requested)
+    active = active_parts(requested)
     smallest = min(documents, key=lambda n: documents[n])
     if documents[smallest] < len(active):
-        parts = "/".join(SPLIT_PARTS[i] for i in active)
         raise UserError(
             f"source {smallest!r} has {documents[smallest]} documents, too few for "
-            f"split={_clean(requested)} ({parts}: each part needs a document of every source, "
+            f"split={cleaned} ({'/'.join(active)}: each part needs a document of every source, "
             "or megatron-core's GPTDataset never finishes building it); give it more documents, "
             "or set split=100:0:0 (training only, no validation or test)"
         )
-    cleaned = _clean(requested)
-    empty = _empty_parts(cleaned, documents)
     result = SplitPlan(requested=requested, split=cleaned)
+    empty = empty_parts(cleaned, documents)
     if empty:
-        name, part = empty[0]
-        result.split = _resize(values, active, documents)
+        resized = nearest_safe_split(requested, documents)
+        if resized is None:  # only for sources a few documents above the refusal above
+            raise UserError(
+                f"no split close to {cleaned} gives every source a document in each part "
+                f"(smallest source: {documents[smallest]} documents); set split=100:0:0 or add "
+                "data"
+            )
+        result.split = resized
+        first = empty[0]
         result.resized_because = (
-            f"split={cleaned} gives source {name!r} ({documents[name]} documents) 0 {part} "
-            f"documents, on which megatron-core's GPTDataset would loop forever"
+            f"split={cleaned} gives source {first.source!r} ({first.documents} documents) 0 "
+            f"{first.part} documents, on which megatron-core's GPTDataset would loop forever"
         )
     result.documents = {
         name: dict(zip(SPLIT_PARTS, split_documents(result.split, n), strict=True))
         for name, n in documents.items()
     }
     return result
-
-
-def _resize(values: list[float], active: list[int], documents: dict[str, int]) -> str:
-    """Integer proportions out of ``10^k`` (at least 1000, finer than the smallest source):
-    every active part raised to the smallest size that gives each source a document in it,
-    the largest part paying for the rest."""
-    smallest = min(documents.values())
-    scale = 10 ** max(3, len(str(smallest)) + 1)
-    total = sum(values)
-    base = [round(v / total * scale) if i in active else 0 for i, v in enumerate(values)]
-    largest = max(active, key=lambda i: values[i])
-    for need in range(1, scale // len(active) + 1):
-        units = [max(u, need) if i in active else 0 for i, u in enumerate(base)]
-        units[largest] -= sum(units) - scale
-        if units[largest] < need:
-            break
-        candidate = ",".join(str(u) for u in units)
-        if not _empty_parts(candidate, documents):
-            return candidate
-    raise UserError(  # only reachable for sources a few documents above the refusal above
-        f"no split close to {','.join(f'{v:g}' for v in values)} gives every source a document "
-        f"in each part (smallest source: {smallest} documents); set split=100:0:0 or add data"
-    )
 
 
 # --------------------------------------------------------------------------- tokenizer

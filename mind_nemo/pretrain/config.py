@@ -127,7 +127,9 @@ class RecipeConfig:
     #: Evaluate on the blend's validation split every this many steps (0: only at the end).
     eval_interval: int = setting(0, ge=0)
     eval_iters: int = setting(4, ge=1)
-    #: Percent split of every dataset into train, validation, test documents.
+    #: Percent split of every dataset into train, validation, test documents. Every part with a
+    #: share needs a document of every source (checked against the mix's ``.idx`` files before
+    #: training; megatron-core would hang on an empty part). On the command line: ``98/2/0``.
     split: str = "98,2,0"
     seed: int = setting(1234, ge=0)
     #: Expected parameter count (checked by the tests on the meta device; 0: not recorded).

@@ -9,11 +9,16 @@ Data order is a pure function of the step: step *s* reads global samples
 ``[s x global_batch, (s + 1) x global_batch)``, spread over data-parallel ranks as Megatron-LM's
 pretraining sampler does. Resuming at step *s* therefore reads exactly what an uninterrupted run
 would have read, with no sampler state to save.
+
+Before any of that, :func:`check_split` refuses a recipe ``split`` that would give some source 0
+documents in a part (counted from the ``.idx`` files, as megatron-core counts them): megatron-core
+would spin forever building that part instead of failing.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,12 @@ import numpy as np
 import torch
 
 from mind_nemo.core.errors import UserError
+from mind_nemo.core.megatron_split import (
+    active_parts,
+    describe_empty,
+    empty_parts,
+    nearest_safe_split,
+)
 from mind_nemo.core.run_folder import BLEND_FILE, DATASETS, RUN_MANIFEST
 from mind_nemo.pretrain.config import RecipeConfig
 
@@ -36,19 +47,67 @@ def read_blend(mix_dir: str | Path) -> dict[str, Any]:
     if not blend_path.is_file():
         raise UserError(f"mix_dir={mix}: no blend.json there (run python -m mind_nemo.mix first)")
     blend = json.loads(blend_path.read_text())
-    prefixes, weights = [], []
+    names, prefixes, weights = [], [], []
     for name, weight in blend["weights"].items():
         prefix = Path(blend["prefixes"][name])
         if not prefix.with_suffix(".idx").is_file():  # the folder may have moved: look beside it
             prefix = mix / DATASETS / prefix.name
         if not (prefix.with_suffix(".bin").is_file() and prefix.with_suffix(".idx").is_file()):
             raise UserError(f"mix_dir={mix}: dataset {name} is missing ({prefix}.bin/.idx)")
+        names.append(name)
         prefixes.append(str(prefix))
         weights.append(float(weight))
     manifest_path = mix / RUN_MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     tokenizer = manifest.get("tokenizer") or {}
-    return {"prefixes": prefixes, "weights": weights, "tokenizer": tokenizer}
+    return {"names": names, "prefixes": prefixes, "weights": weights, "tokenizer": tokenizer}
+
+
+def document_counts(blend: dict[str, Any]) -> dict[str, int]:
+    """Source -> documents, as ``GPTDataset`` counts what it splits: the sequences in the
+    source's ``.idx`` (read by megatron-core's ``IndexedDataset``; the mix writes one per
+    document)."""
+    with warnings.catch_warnings():  # it warns about optional GPU libraries on CPU machines
+        warnings.simplefilter("ignore")
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+    return {
+        name: int(IndexedDataset(prefix).sequence_lengths.shape[0])
+        for name, prefix in zip(blend["names"], blend["prefixes"], strict=True)
+    }
+
+
+def check_split(split: str, blend: dict[str, Any]) -> dict[str, int]:
+    """Refuse a split megatron-core could not build from this blend; return the document counts.
+
+    Training measures validation loss, so the validation part must have a share; and every built
+    part needs a document of every source (:mod:`mind_nemo.core.megatron_split`)."""
+    given = f"pretrain.split={split}"
+    active = active_parts(split)
+    if "validation" not in active:
+        raise UserError(
+            f"{given} gives the validation part no share, but training measures validation "
+            "loss on it; give it one, e.g. pretrain.split=90/10/0"
+        )
+    documents = document_counts(blend)
+    empty = empty_parts(split, documents)
+    if not empty:
+        return documents
+    safe = nearest_safe_split(split, documents)
+    if safe is not None:
+        safe = safe.replace(",", "/")  # Hydra reads a,b on the command line as a sweep
+        fix = f"use pretrain.split={safe}, whose parts all get documents, or mix more data"
+    else:
+        small = min(documents, key=lambda n: documents[n])
+        each = "both parts" if len(active) == 2 else "every part"
+        fix = (
+            f"no {'/'.join(active)} split gives {small!r} a document in {each}: mix at least "
+            f"{len(active)} documents of it (more data, or a filter that keeps more) or leave it "
+            "out of the mix"
+        )
+    raise UserError(
+        f"{given} gives {describe_empty(empty)}, and megatron-core never finishes building a "
+        f"part with none; {fix}"
+    )
 
 
 class BlendTokenizer:

@@ -55,6 +55,7 @@ def run_pretrain(cfg: PretrainConfig, raw: DictConfig | None = None) -> dict[str
         return {"step": "export", "path": str(path)}
     rt = runtime.init(cfg.pretrain, cfg.cpu_threads)
     try:
+        data.check_split(cfg.pretrain.split, blend)  # megatron-core would hang, not fail, on it
         if rt.is_main:
             _check_run_folder(cfg, raw)
         summary = _train(cfg, rt, base, blend, train_iters)

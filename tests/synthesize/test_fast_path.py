@@ -19,7 +19,7 @@ import pytest
 
 from mind_nemo.core.records import Document
 from mind_nemo.core.tokenizer import FastTokenizer, as_fast, load_fast_tokenizer
-from mind_nemo.synthesize import chunking
+from mind_nemo.synthesize import boundary_ranks, chunking
 from mind_nemo.synthesize.chunking import Chunker
 from mind_nemo.synthesize.config import ChunkConfig
 from mind_nemo.synthesize.plan import Planner, PlanUnit
@@ -79,7 +79,7 @@ def test_chat_template_renders_like_transformers(fast, embedded_tokenizer, style
 def test_vectorised_ranks_match_the_streaming_loop(fast):
     for text in [*_sample_texts(), *_awkward_texts()]:
         slow = chunking._tokenise(text, fast)
-        quick = chunking._tokenise_encoded(text, fast.encode(text).offsets)
+        quick = boundary_ranks.tokenise_encoded(text, fast.encode(text).offsets)
         assert quick.num_tokens == slow.num_tokens
         assert list(quick.char_pos) == list(slow.char_pos)
         assert list(quick.ranks) == list(slow.ranks)
@@ -95,7 +95,7 @@ def test_batch_split_equals_one_by_one_and_fits_skip_ranking(fast, monkeypatch):
     assert batch == [chunking.split_into_contexts(d, fast, cfg) for d in docs]
     assert batch[-1] == []
     # A document that fits in one context is not ranked at all.
-    monkeypatch.setattr(chunking, "_tokenise_encoded", None)
+    monkeypatch.setattr(boundary_ranks, "tokenise_encoded", None)
     short = Document("short", "One short line. Another one.")
     [context] = chunker(short)
     assert (context.text, context.char_start, context.char_end) == (short.text, 0, len(short.text))
@@ -281,6 +281,8 @@ def test_rerun_of_a_finished_run_skips_documents_untokenised(stub_server, tmp_pa
 
 
 def test_synthesize_process_imports_neither_torch_nor_transformers(stub_server, tmp_path):
+    """Nor an HTTP library (our transport is our own), nor numpy when every document fits in
+    one context (ranking boundaries is the only use of numpy)."""
     stub = stub_server()
     corpus = write_corpus(tmp_path / "c.jsonl", 2)
     cmd = [sys.executable, "-X", "importtime", "-m", "mind_nemo.synthesize", *stub.overrides(),
@@ -295,4 +297,6 @@ def test_synthesize_process_imports_neither_torch_nor_transformers(stub_server, 
         if line.startswith("import time:")
     }
     assert "tokenizers" in imported  # the check sees real imports
-    assert not imported & {"torch", "transformers"}
+    assert not imported & {"torch", "transformers", "aiohttp", "httpx", "numpy"}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["contexts"] == 2  # each document fitted in one context
