@@ -26,6 +26,7 @@ from hydra._internal.utils import (
     detect_calling_file_or_module_from_task_function,
     detect_task_name,
 )
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import run_job
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, open_dict, read_write
@@ -41,6 +42,7 @@ class HydraApp:
         calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)
         search_path = create_automatic_config_search_path(calling_file, calling_module, CONFIG_PATH)
         task_name = detect_task_name(calling_file, calling_module)
+        GlobalHydra.instance().clear()  # one application per process; tests make several
         self.hydra = Hydra.create_main_hydra2(task_name=task_name, config_search_path=search_path)
 
     def compose(
