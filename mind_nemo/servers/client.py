@@ -97,10 +97,10 @@ class CircuitBreaker:
         backoff_max_s: float = 60.0,
         probe_timeout_s: float = 10.0,
     ) -> None:
-        base = base_url.rstrip("/")
-        root = base.removesuffix("/v1")
+        base_path = urlsplit(base_url).path.rstrip("/")
         self.base_url = base_url
-        self.probe_urls = (f"{root}/health", f"{base}/models")
+        #: Paths on the server probed in turn: its health check, then the model list.
+        self.probe_paths = (f"{base_path.removesuffix('/v1')}/health", f"{base_path}/models")
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self._headers = headers or {}
@@ -152,11 +152,9 @@ class CircuitBreaker:
             self._pool = HttpPool(
                 self.base_url, headers=self._headers, max_connections=2, keep_alive=False
             )
-        for url in self.probe_urls:
+        for path in self.probe_paths:
             try:
-                response = await self._pool.request(
-                    "GET", urlsplit(url).path, timeout_s=self._probe_timeout_s
-                )
+                response = await self._pool.request("GET", path, timeout_s=self._probe_timeout_s)
             except (HttpError, TimeoutError):
                 continue
             if response.status < 500:
