@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,27 +73,44 @@ def _parses(line: bytes) -> bool:
 
 
 class JsonlAppender:
-    """Append complete JSON lines to a file, one ``write()`` per line."""
+    """Append complete JSON lines to a file, one ``write()`` per line.
+
+    Appending and closing are mutually exclusive, so a thread that appends (the synthesize
+    planner records contexts) cannot write to a descriptor number that ``close`` just freed and
+    the system handed to another file: after ``close``, ``append`` raises ``ValueError``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
 
     def append(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
-        written = os.write(self._fd, data)
-        while written < len(data):  # regular files write fully; be safe anyway
-            written += os.write(self._fd, data[written:])
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError(f"{self.path}: appended to after close")
+            written = os.write(self._fd, data)
+            while written < len(data):  # regular files write fully; be safe anyway
+                written += os.write(self._fd, data[written:])
+
+    def append_many(self, lines: list[str]) -> None:
+        """Append several lines with one ``write()`` (each still whole on its own line)."""
+        if lines:
+            self.append("\n".join(lines))
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> JsonlAppender:
         return self

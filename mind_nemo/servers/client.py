@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mind_nemo.servers.config import probe_paths
 from mind_nemo.servers.http import Disconnected, HttpError, HttpPool
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,9 @@ class CircuitBreaker:
         backoff_max_s: float = 60.0,
         probe_timeout_s: float = 10.0,
     ) -> None:
-        base_path = urlsplit(base_url).path.rstrip("/")
         self.base_url = base_url
         #: Paths on the server probed in turn: its health check, then the model list.
-        self.probe_paths = (f"{base_path.removesuffix('/v1')}/health", f"{base_path}/models")
+        self.probe_paths = probe_paths(base_url)
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self._headers = headers or {}

@@ -8,6 +8,7 @@ built (see :mod:`mind_nemo.core.config`), wherever it is nested.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from mind_nemo.core.config import bad_value, check_settings, setting
 
@@ -18,6 +19,18 @@ SERVER_TYPES: tuple[str, ...] = (*LAUNCHED_TYPES, "openai")
 APIS: tuple[str, ...] = ("chat", "completions")
 #: The packaged model; only servers we launch know this name.
 EMBEDDED_MODEL = "embedded"
+
+
+def probe_paths(base_url: str) -> tuple[str, str]:
+    """The paths that tell whether the server at ``base_url`` (an OpenAI ``.../v1`` root) is
+    up, in the order to ask: its health check beside the API root, then the model list.
+
+    vLLM, SGLang, TensorRT-LLM and ``transformers serve`` answer ``/health``; a hosted endpoint
+    that does not still answers ``/v1/models``. Both the start-up wait and the client's circuit
+    breaker probe these, so they are named here once.
+    """
+    path = urlsplit(base_url).path.rstrip("/")
+    return f"{path.removesuffix('/v1')}/health", f"{path}/models"
 
 
 @dataclass

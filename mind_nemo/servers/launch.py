@@ -20,10 +20,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.servers.commands import server_command
-from mind_nemo.servers.config import ServerConfig
+from mind_nemo.servers.config import ServerConfig, probe_paths
 from mind_nemo.servers.embedded_model import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,15 @@ def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
     import http.client
     import urllib.request
 
-    root = handle.base_url.removesuffix("/v1")
+    parts = urlsplit(handle.base_url)
+    urls = [f"{parts.scheme}://{parts.netloc}{path}" for path in probe_paths(handle.base_url)]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not handle.is_alive():
             raise UserError(
                 f"{what} exited during start-up (see {handle.log_path}): {handle.log_tail(2)}"
             )
-        for url in (f"{root}/health", f"{handle.base_url}/models"):
+        for url in urls:
             # HTTPError (not 2xx) is an OSError; suppress covers urlopen's errors too
             with (
                 contextlib.suppress(OSError, http.client.HTTPException),

@@ -8,10 +8,12 @@ bounded whatever the corpus. The tokenizer's Rust side releases the GIL, and wha
 left (numpy ranking, prompt strings) is small per request.
 
 The order of the plan is kept: chunks arrive in the order the planner made them, and keys do not
-depend on timing, so resume and exactly-once are as without the thread. The loop runs
-``on_unit`` for each unit as it takes its chunk (recording the document note and the context
-before any of its requests is sent): every write stays on the loop's thread. An error in the
-producer (a bad tokenizer, a bug) is raised in the loop at the next item.
+depend on timing, so resume and exactly-once are as without the thread. Each chunk is
+``record``-ed in the thread before the loop can take it (the stage appends its document notes
+and contexts to their files there), so a context is on file before any of its requests is sent,
+and the loop's thread writes only what answers bring. Done on the loop, that recording was most
+of the delay between an answer and the next request (see the synthesize README). An error in
+the producer (a bad tokenizer, a bug) is raised in the loop at the next item.
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ CHUNK_ITEMS = 32
 
 
 class Prefetcher:
-    """Runs ``units`` in a thread; the event loop awaits :meth:`next_item`."""
+    """Runs ``units`` in a thread; the event loop awaits :meth:`next_item`.
+
+    ``record(chunk)`` runs in the thread for each chunk, before the loop can take it."""
 
     def __init__(
         self,
         units: Iterator[PlanUnit],
-        on_unit: Callable[[PlanUnit], object],
+        record: Callable[[list[PlanUnit]], object],
         chunks_ahead: int = 16,
     ) -> None:
         self._units = units
-        self._on_unit = on_unit
+        self._record = record
         self._slots = threading.Semaphore(max(1, chunks_ahead))
         self._stopped = threading.Event()
         self._chunks: deque[list[PlanUnit]] = deque()
@@ -58,10 +62,13 @@ class Prefetcher:
 
     @classmethod
     def for_requests(
-        cls, units: Iterator[PlanUnit], on_unit: Callable[[PlanUnit], object], in_flight: int
+        cls,
+        units: Iterator[PlanUnit],
+        record: Callable[[list[PlanUnit]], object],
+        in_flight: int,
     ) -> Prefetcher:
         """Enough chunks ahead to refill ``in_flight`` requests twice over."""
-        return cls(units, on_unit, chunks_ahead=max(4, 2 * in_flight // CHUNK_ITEMS + 1))
+        return cls(units, record, chunks_ahead=max(4, 2 * in_flight // CHUNK_ITEMS + 1))
 
     def start(self) -> None:
         """Start the producer; call from inside the running event loop."""
@@ -102,6 +109,7 @@ class Prefetcher:
         self._slots.acquire()
         if self._stopped.is_set():
             return False
+        self._record(chunk)
         self._call_in_loop(self._deliver, chunk)
         return True
 
@@ -139,7 +147,6 @@ class Prefetcher:
                 chunk = self._chunks.popleft()
                 self._slots.release()
                 for unit in chunk:
-                    self._on_unit(unit)
                     self._items.extend(unit.items)
                 continue
             if self._error is not None:

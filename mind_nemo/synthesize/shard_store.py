@@ -179,24 +179,40 @@ class ShardStore:
                 appender.close()
 
     # -- writing ------------------------------------------------------------------------------
-    def add_context(self, context: Context) -> None:
-        """Record a context once (the first time any of its conversations is scheduled)."""
+    def context_row(self, context: Context) -> str | None:
+        """The row recording ``context``, or None if an earlier session wrote it already.
+
+        Only reads what :meth:`load` read (never changed afterwards), so the planner thread may
+        call it: the JSON is then made off the event loop, which only appends it."""
         # Only contexts written by an earlier session can come round again (the planner yields
         # each context once per session), so this set never grows: memory stays flat.
-        if (context.document_id, context.index) not in self.context_keys:
-            assert self._contexts is not None
-            self._contexts.append(context.to_json())
-            self.contexts_written += 1
+        if (context.document_id, context.index) in self.context_keys:
+            return None
+        return context.to_json()
 
-    def note_document(self, document_id: str, text_hash: str, split: str, contexts: int) -> None:
-        """Note how a document was split (once; again only if the note changed)."""
-        note = (text_hash, split, contexts)
-        if self.documents.get(document_id) == note:
-            return
-        assert self._documents is not None
+    def document_row(
+        self, document_id: str, text_hash: str, split: str, contexts: int
+    ) -> str | None:
+        """The row noting how a document was split, or None if the same note is on file
+        (like :meth:`context_row`, safe to call from the planner thread)."""
+        if self.documents.get(document_id) == (text_hash, split, contexts):
+            return None
         row = {"document_id": document_id, "text_hash": text_hash, "split": split,
                "contexts": contexts}  # fmt: skip
-        self._documents.append(json.dumps(row, ensure_ascii=False))
+        return json.dumps(row, ensure_ascii=False)
+
+    def append_plan_rows(self, documents: list[str], contexts: list[str]) -> None:
+        """Append rows made by :meth:`document_row` and :meth:`context_row`, one write per
+        file (a chunk of the plan at a time, before any of its requests is sent)."""
+        assert self._documents is not None and self._contexts is not None
+        self._documents.append_many(documents)
+        self._contexts.append_many(contexts)
+        self.contexts_written += len(contexts)
+
+    def add_context(self, context: Context) -> None:
+        """Record a context once (the first time any of its conversations is scheduled)."""
+        if (row := self.context_row(context)) is not None:
+            self.append_plan_rows([], [row])
 
     def commit(self, conversation: Conversation) -> None:
         """Append one finished conversation; its key must not be committed yet."""

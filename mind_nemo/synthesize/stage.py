@@ -222,15 +222,21 @@ class SynthesizeRun:
             **continuation_fields(item.prompt),
         }
 
-    def _on_unit(self, unit: PlanUnit) -> None:
-        """Record what the planner made, on the loop's thread, before any request of it."""
-        if unit.note is not None:
-            note = unit.note
-            self.store.note_document(
-                note.document_id, note.text_hash, self.split_fingerprint, note.contexts
-            )
-        if unit.context is not None:
-            self.store.add_context(unit.context)
+    def _record_plan(self, chunk: list[PlanUnit]) -> None:
+        """Append a chunk's document notes and contexts to their files, in the planner thread
+        (the loop never writes those two files), before the loop can send any of its requests."""
+        documents: list[str] = []
+        contexts: list[str] = []
+        for unit in chunk:
+            if (note := unit.note) is not None:
+                row = self.store.document_row(
+                    note.document_id, note.text_hash, self.split_fingerprint, note.contexts
+                )
+                if row is not None:
+                    documents.append(row)
+            if unit.context is not None and (row := self.store.context_row(unit.context)):
+                contexts.append(row)
+        self.store.append_plan_rows(documents, contexts)
 
     async def _generate(self, server: ServerHandle, units: Iterator[PlanUnit]) -> Any:
         cfg = self.cfg
@@ -258,7 +264,7 @@ class SynthesizeRun:
             )
             self.model_name = server.model
             prefetcher = Prefetcher.for_requests(
-                units, self._on_unit, cfg.engine.max_concurrent_requests
+                units, self._record_plan, cfg.engine.max_concurrent_requests
             )
             prefetcher.start()
             try:
@@ -399,8 +405,28 @@ def run_synthesize(raw_cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="synthesize")
 def main(cfg: DictConfig) -> None:
-    # The planner thread's batch encode may use more than one core: tokenising is most of the
-    # planning, and on 2 cores it gave 5-18% more requests/s from documents at the same CPU
-    # (bench/bench_engine_peers.py). Nothing here forks without exec after it starts.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    set_tokenizer_threads()
     run_synthesize(cfg)
+
+
+def set_tokenizer_threads() -> None:
+    """Let the planner thread's batch encode use every core but one (unless the environment
+    says otherwise).
+
+    Tokenising is most of the planning, so more threads keep the planner ahead of a fast
+    server; but the event loop needs a core of its own, or answers wait for the tokenizer's
+    threads: on 2 cores, encoding on both made the loop take 3-4 ms longer to send the next
+    request after an answer (bench/bench_engine_peers.py). So the tokenizer gets
+    ``cores - 1`` threads; with one to spare it runs serially in the planner thread, as a
+    one-thread pool's idle spinning cost the loop another 1-2% of requests/s there. Nothing here
+    forks without exec after it starts.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may run on (cpusets)
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    if cores - 1 >= 2:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+        os.environ.setdefault("RAYON_NUM_THREADS", str(cores - 1))
+    else:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mind_nemo.core.jsonl import JsonlAppender, iter_jsonl, repair_tail, write_json_atomic
 from mind_nemo.core.records import Context, Conversation
 from mind_nemo.synthesize.shard_store import ShardStore
@@ -80,3 +82,16 @@ def test_shard_store_resume_dedup_and_failures(tmp_path):
     assert totals.conversations == 2 and totals.by_style["debate"]["completion_tokens"] == 10
     manifest = again.write_manifest("complete", totals, {})
     assert manifest["status"] == "complete" and len(manifest["conversations_sha256"]) == 64
+
+
+def test_appender_refuses_to_write_after_close(tmp_path):
+    """A thread that appends late (the planner, after the run closed its files) gets an error,
+    never a write to whatever file now has the freed descriptor number."""
+    appender = JsonlAppender(tmp_path / "rows.jsonl")
+    appender.append_many(['{"a": 1}', '{"a": 2}'])
+    appender.append_many([])
+    appender.close()
+    with pytest.raises(ValueError, match="after close"):
+        appender.append('{"a": 3}')
+    appender.sync()  # closed: nothing to sync, no error
+    assert (tmp_path / "rows.jsonl").read_text() == '{"a": 1}\n{"a": 2}\n'

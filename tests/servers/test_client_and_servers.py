@@ -110,3 +110,50 @@ def test_startup_timeout_and_early_exit_are_clear_errors(tmp_path):
         wait_healthy(handle, 5, "vllm server")
     with pytest.raises(UserError, match="did not become healthy within 1s"):
         wait_healthy(ServerHandle("http://127.0.0.1:9/v1", "m"), 1, "server")
+
+
+def test_start_up_wait_and_circuit_breaker_probe_the_same_paths():
+    """Behind a path prefix, both probers ask ``<prefix>/health`` first, then
+    ``<prefix>/v1/models``; a server whose health check is missing is up by its model list."""
+    import http.server
+    import threading
+
+    from mind_nemo.servers.client import CircuitBreaker
+    from mind_nemo.servers.config import probe_paths
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            status = 200 if self.path == "/proxy/v1/models" else 404
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/proxy/v1/"
+    try:
+        assert probe_paths(base) == ("/proxy/health", "/proxy/v1/models")
+        assert probe_paths("https://h/v1") == ("/health", "/v1/models")
+        wait_healthy(ServerHandle(base, "m"), 5, "server")
+        assert seen == ["/proxy/health", "/proxy/v1/models"]
+        seen.clear()
+
+        async def probe() -> bool:
+            breaker = CircuitBreaker(base)
+            try:
+                return await breaker._probe_once()
+            finally:
+                await breaker.aclose()
+
+        # a 404 from the health check already proves the server answers
+        assert asyncio.run(probe()) is True
+        assert seen == ["/proxy/health"]
+    finally:
+        server.shutdown()
+        server.server_close()

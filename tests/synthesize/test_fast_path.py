@@ -219,7 +219,9 @@ def test_prefetcher_keeps_order_stays_bounded_and_records_first():
     taken: list[tuple[str, str]] = []
 
     async def consume() -> None:
-        record = lambda unit: seen_units.append(unit.context.document_id)  # noqa: E731
+        def record(chunk: list[PlanUnit]) -> None:
+            seen_units.extend(unit.context.document_id for unit in chunk)
+
         prefetcher = Prefetcher(_units(2000, produced), record, chunks_ahead=2)
         prefetcher.start()
         await asyncio.sleep(0.2)  # the producer runs ahead, but only so far
@@ -231,6 +233,33 @@ def test_prefetcher_keeps_order_stays_bounded_and_records_first():
 
     asyncio.run(consume())
     assert taken == [(f"d{i}", s) for i in range(2000) for s in ("a", "b")]
+
+
+def test_prefetcher_records_each_chunk_in_its_thread_before_the_loop_can_take_it():
+    """``record`` (the stage's writes of notes and contexts) runs in the producer thread, once
+    per chunk and in plan order, and a chunk's items are handed out only after it ran."""
+    import threading
+
+    recorded_in: set[str] = set()
+    recorded: list[str] = []
+    taken: list[str] = []
+
+    def record(chunk: list[PlanUnit]) -> None:
+        recorded_in.add(threading.current_thread().name)
+        recorded.extend(unit.context.document_id for unit in chunk)
+
+    async def consume() -> None:
+        prefetcher = Prefetcher(_units(500, []), record, chunks_ahead=2)
+        prefetcher.start()
+        while (item := await prefetcher.next_item()) is not None:
+            assert item.context.document_id in recorded
+            taken.append(item.context.document_id)
+        prefetcher.stop()
+
+    asyncio.run(consume())
+    assert recorded_in == {"plan-producer"}
+    assert recorded == [f"d{i}" for i in range(500)]
+    assert taken == [f"d{i}" for i in range(500) for _ in ("a", "b")]
 
 
 def test_prefetcher_raises_producer_errors_in_the_loop_and_stops():
@@ -300,3 +329,25 @@ def test_synthesize_process_imports_neither_torch_nor_transformers(stub_server, 
     assert not imported & {"torch", "transformers", "aiohttp", "httpx", "numpy"}
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["contexts"] == 2  # each document fitted in one context
+
+
+@pytest.mark.parametrize(
+    ("cores", "parallel", "threads"), [(1, "false", None), (2, "false", None), (8, "true", "7")]
+)
+def test_tokenizer_threads_leave_the_event_loop_a_core(monkeypatch, cores, parallel, threads):
+    """The planner's tokenizer gets every core but one; with only one to spare it runs serially
+    (no idle pool thread spinning beside the loop). What the environment sets wins."""
+    import os
+
+    from mind_nemo.synthesize.stage import set_tokenizer_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    set_tokenizer_threads()
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == parallel
+    assert os.environ.get("RAYON_NUM_THREADS") == threads
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+    monkeypatch.setenv("RAYON_NUM_THREADS", "3")
+    set_tokenizer_threads()
+    assert (os.environ["TOKENIZERS_PARALLELISM"], os.environ["RAYON_NUM_THREADS"]) == ("true", "3")
