@@ -25,6 +25,11 @@ keep-alive), independent of ``mind_nemo.servers.stub``.
         --datatrove-python /tmp/dt/bin/python \\
         --nemo-skills-python /tmp/ns-venv/bin/python --nemo-skills-dir /tmp/nemo-skills
 
+datatrove's venv: ``python3 -m venv /tmp/dt && /tmp/dt/bin/pip install datatrove orjson httpx``
+(its ``[inference]`` extra did not install offline here, and an ``endpoint`` server needs only
+these; without httpx its readiness check fails quietly and it would wait for the server forever,
+so every contender is killed after ``RUN_TIMEOUT_S``).
+
 The top of this file imports the standard library only: the peers' runners are this same file
 started with the peer's own Python (``--peer NAME``).
 """
@@ -41,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -50,6 +56,8 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
 STYLE = "debate"
 MAX_TOKENS = 256
+#: A contender still running after this long is killed (a peer waiting for a server forever).
+RUN_TIMEOUT_S = 300.0
 ANSWER = " ".join(
     f"{'Student' if i % 2 == 0 else 'Teacher'}: step {i} of the argument holds." for i in range(8)
 )
@@ -348,9 +356,14 @@ def _measure(
         env={**os.environ, "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
     )  # fmt: skip
     assert proc.stderr is not None
+    timer = threading.Timer(RUN_TIMEOUT_S, proc.kill)
+    timer.start()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    timer.cancel()
     wall = time.monotonic() - start
+    if wall >= RUN_TIMEOUT_S:
+        raise RuntimeError(f"{cmd[:4]} still running after {RUN_TIMEOUT_S:.0f} s: killed")
     proc.returncode = os.waitstatus_to_exitcode(status)
     stats = server.stats()
     if proc.returncode != 0:

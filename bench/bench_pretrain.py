@@ -33,6 +33,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from mind_nemo.core.errors import UserError
 from mind_nemo.core.package_files import CONFIG_MODULE
 from mind_nemo.pretrain import data, optim, runtime
 from mind_nemo.pretrain import model as model_lib
@@ -158,6 +159,10 @@ def main() -> None:
     recipe = cfg.pretrain
     tokens = recipe.global_batch_size * recipe.seq_length
     blend = data.read_blend(args.mix_dir)
+    try:  # as pretrain does: megatron-core would hang on a part with no document
+        data.check_split(cfg.pretrain.split, blend)
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
     rt = runtime.init(recipe)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -48,7 +48,8 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -335,11 +336,39 @@ class Chunker:
 
     ``tokenizer`` is a :class:`~mind_nemo.core.tokenizer.FastTokenizer`, a
     ``tokenizers.Tokenizer`` or a transformers fast tokenizer (it has to return offsets).
+    ``threads()`` says, before each batch, over how many threads to spread its encode (the
+    tokenizer releases the GIL): the synthesize stage asks for every core only while requests
+    wait for the plan, and for one while the plan is ahead, so that the event loop keeps a core.
     """
 
-    def __init__(self, tokenizer: Any, cfg: ChunkConfig) -> None:
+    def __init__(
+        self, tokenizer: Any, cfg: ChunkConfig, threads: Callable[[], int] = lambda: 1
+    ) -> None:
         self.tokenizer: FastTokenizer = as_fast(tokenizer)
         self.cfg = cfg
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _encode(self, texts: list[str]) -> list[Encoding]:
+        """One batch encode, spread over ``threads()`` threads in slices of about equal length
+        (the encodings are those of one call: each text is encoded on its own either way)."""
+        n = min(self.threads(), len(texts))
+        if n <= 1:
+            return self.tokenizer.encode_batch(texts)
+        if self._pool is None or self._pool._max_workers < n - 1:
+            self._pool = ThreadPoolExecutor(n - 1, thread_name_prefix="encode")
+        total, reached = sum(map(len, texts)), 0
+        ends: list[int] = []
+        for i, text in enumerate(texts):
+            reached += len(text)
+            if reached * n >= total * (len(ends) + 1) and len(ends) < n - 1:
+                ends.append(i + 1)
+        slices = [texts[a:b] for a, b in zip([0, *ends], [*ends, len(texts)], strict=True)]
+        others = [self._pool.submit(self.tokenizer.encode_batch, part) for part in slices[1:]]
+        encodings = self.tokenizer.encode_batch(slices[0])
+        for future in others:
+            encodings.extend(future.result())
+        return encodings
 
     def __call__(self, document: Document) -> list[Context]:
         """Split one document; whitespace-only documents give no contexts."""
@@ -355,7 +384,7 @@ class Chunker:
         ]
         encodings: dict[int, Encoding] = {}
         if whole:
-            batch = self.tokenizer.encode_batch([documents[i].text for i in whole])
+            batch = self._encode([documents[i].text for i in whole])
             encodings = dict(zip(whole, batch, strict=True))
         out: list[list[Context]] = []
         for i, document in enumerate(documents):

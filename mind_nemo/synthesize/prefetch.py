@@ -70,6 +70,12 @@ class Prefetcher:
         """Enough chunks ahead to refill ``in_flight`` requests twice over."""
         return cls(units, record, chunks_ahead=max(4, 2 * in_flight // CHUNK_ITEMS + 1))
 
+    @property
+    def starving(self) -> bool:
+        """True while some worker waits for work: the loop is idle, so planning may use every
+        core. Read from the producer thread (a deque's truth value is one atomic read)."""
+        return bool(self._waiters)
+
     def start(self) -> None:
         """Start the producer; call from inside the running event loop."""
         self._loop = asyncio.get_running_loop()

@@ -135,6 +135,8 @@ class SynthesizeRun:
         self.store = ShardStore(self.run_dir, self.shard_id, self.num_shards)
         self.stats = SessionStats()
         self.sampling = sampling_for(cfg)
+        #: Set while generating; the planner's encode asks it how busy the loop is.
+        self.prefetcher: Prefetcher | None = None
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -164,7 +166,7 @@ class SynthesizeRun:
         self.split_fingerprint = split_fingerprint(tokenizer, cfg.chunking)
         planner = Planner(
             prompts=self.prompts,
-            split=Chunker(tokenizer, cfg.chunking).split_batch,
+            split=Chunker(tokenizer, cfg.chunking, threads=self._encode_threads).split_batch,
             render=budget.render,
             budget=lambda p, c: budget.max_new_tokens(p, c.num_tokens),
             samples_per_context=cfg.style.samples_per_context if cfg.style else 1,
@@ -222,6 +224,14 @@ class SynthesizeRun:
             **continuation_fields(item.prompt),
         }
 
+    def _encode_threads(self) -> int:
+        """Threads for the planner's next batch encode: every usable core while requests wait
+        for the plan (the loop has nothing to do then), one while the plan is ahead (the loop
+        keeps a core: on 2 cores, encoding on both made it 3-4 ms slower to send the next
+        request after an answer, bench/bench_engine_peers.py)."""
+        prefetcher = self.prefetcher
+        return usable_cores() if prefetcher is not None and prefetcher.starving else 1
+
     def _record_plan(self, chunk: list[PlanUnit]) -> None:
         """Append a chunk's document notes and contexts to their files, in the planner thread
         (the loop never writes those two files), before the loop can send any of its requests."""
@@ -263,7 +273,7 @@ class SynthesizeRun:
                 server_alive=server.is_alive,
             )
             self.model_name = server.model
-            prefetcher = Prefetcher.for_requests(
+            prefetcher = self.prefetcher = Prefetcher.for_requests(
                 units, self._record_plan, cfg.engine.max_concurrent_requests
             )
             prefetcher.start()
@@ -405,28 +415,15 @@ def run_synthesize(raw_cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="synthesize")
 def main(cfg: DictConfig) -> None:
-    set_tokenizer_threads()
+    # The planner spreads its batch encode over threads itself (see _encode_threads), so the
+    # tokenizer's own thread pool stays off: its idle threads spin beside the event loop.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_synthesize(cfg)
 
 
-def set_tokenizer_threads() -> None:
-    """Let the planner thread's batch encode use every core but one (unless the environment
-    says otherwise).
-
-    Tokenising is most of the planning, so more threads keep the planner ahead of a fast
-    server; but the event loop needs a core of its own, or answers wait for the tokenizer's
-    threads: on 2 cores, encoding on both made the loop take 3-4 ms longer to send the next
-    request after an answer (bench/bench_engine_peers.py). So the tokenizer gets
-    ``cores - 1`` threads; with one to spare it runs serially in the planner thread, as a
-    one-thread pool's idle spinning cost the loop another 1-2% of requests/s there. Nothing here
-    forks without exec after it starts.
-    """
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which SLURM and taskset set)."""
     try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may run on (cpusets)
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    if cores - 1 >= 2:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-        os.environ.setdefault("RAYON_NUM_THREADS", str(cores - 1))
-    else:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        return os.cpu_count() or 1

@@ -331,23 +331,26 @@ def test_synthesize_process_imports_neither_torch_nor_transformers(stub_server, 
     assert manifest["contexts"] == 2  # each document fitted in one context
 
 
-@pytest.mark.parametrize(
-    ("cores", "parallel", "threads"), [(1, "false", None), (2, "false", None), (8, "true", "7")]
-)
-def test_tokenizer_threads_leave_the_event_loop_a_core(monkeypatch, cores, parallel, threads):
-    """The planner's tokenizer gets every core but one; with only one to spare it runs serially
-    (no idle pool thread spinning beside the loop). What the environment sets wins."""
-    import os
+def test_batch_encode_spread_over_threads_gives_the_contexts_of_one_thread():
+    """The planner's encode may be split over threads while requests wait for the plan; the
+    contexts must be exactly those of one thread, whatever the split."""
+    import threading
 
-    from mind_nemo.synthesize.stage import set_tokenizer_threads
+    tokenizer = load_fast_tokenizer("embedded")
+    texts = _sample_texts()
+    documents = [Document(f"cut{i}", t[: 300 * (i + 1)]) for i, t in enumerate(texts)]
+    documents += [Document("tiny", "x"), Document("blank", "   ")]
+    documents += [Document(f"d{i}", t) for i, t in enumerate(texts)]
+    cfg = ChunkConfig(context_tokens=128, overlap_tokens=16)
+    one = Chunker(tokenizer, cfg).split_batch(documents)
+    seen: set[str] = set()
+    encode = tokenizer.encode_batch
 
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
-    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
-    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
-    set_tokenizer_threads()
-    assert os.environ.get("TOKENIZERS_PARALLELISM") == parallel
-    assert os.environ.get("RAYON_NUM_THREADS") == threads
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
-    monkeypatch.setenv("RAYON_NUM_THREADS", "3")
-    set_tokenizer_threads()
-    assert (os.environ["TOKENIZERS_PARALLELISM"], os.environ["RAYON_NUM_THREADS"]) == ("true", "3")
+    def spy(texts: list[str]) -> Any:
+        seen.add(threading.current_thread().name)
+        return encode(texts)
+
+    tokenizer.encode_batch = spy  # type: ignore[method-assign]
+    for threads in (2, 3, 64):
+        assert Chunker(tokenizer, cfg, threads=lambda n=threads: n).split_batch(documents) == one
+    assert len(seen) >= 3  # the planner thread and pool threads encoded
