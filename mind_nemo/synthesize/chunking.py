@@ -348,6 +348,7 @@ class Chunker:
         self.cfg = cfg
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     def _encode(self, texts: list[str]) -> list[Encoding]:
         """One batch encode, spread over ``threads()`` threads in slices of about equal length
@@ -355,8 +356,12 @@ class Chunker:
         n = min(self.threads(), len(texts))
         if n <= 1:
             return self.tokenizer.encode_batch(texts)
-        if self._pool is None or self._pool._max_workers < n - 1:
+        if self._pool_size < n - 1:  # grown once, then reused (idle threads just wait)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(n - 1, thread_name_prefix="encode")
+            self._pool_size = n - 1
+        assert self._pool is not None
         total, reached = sum(map(len, texts)), 0
         ends: list[int] = []
         for i, text in enumerate(texts):
