@@ -8,12 +8,14 @@ fake server, aiohttp took 0.38-0.43 ms of CPU per request and 0.13 s to import, 
 about 0.14 ms (``bench/bench_engine_peers.py``). On two cores that CPU is taken from the
 planner, and at hundreds of nodes it is a core each.
 
-What it does: ``http`` and ``https`` (the default certificate checks), up to
+What it does: ``http`` and ``https`` (the default certificate checks; a private CA's bundle is
+named by the standard ``SSL_CERT_FILE`` variable), up to
 ``max_connections`` open connections kept alive and reused, bodies framed by
 ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection, gzip/deflate
 bodies decoded (we ask for none), ``Connection: close`` honoured, a connect timeout and a
 per-request timeout. What goes wrong is raised as one of three errors, so the client's retry
-policy (:mod:`mind_nemo.servers.client`) can tell an answer from no answer.
+policy (:mod:`mind_nemo.servers.client`) can tell an answer from no answer. It does not go
+through an HTTP proxy (``HTTPS_PROXY`` is not read): the server is reached directly.
 """
 
 from __future__ import annotations

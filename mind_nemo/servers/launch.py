@@ -75,6 +75,9 @@ def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
 
     parts = urlsplit(handle.base_url)
     urls = [f"{parts.scheme}://{parts.netloc}{path}" for path in probe_paths(handle.base_url)]
+    # Directly, as the client connects (no HTTP proxy from the environment), so "healthy"
+    # means reachable the way requests will be sent.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not handle.is_alive():
@@ -85,7 +88,7 @@ def wait_healthy(handle: ServerHandle, timeout_s: float, what: str) -> None:
             # HTTPError (not 2xx) is an OSError; suppress covers urlopen's errors too
             with (
                 contextlib.suppress(OSError, http.client.HTTPException),
-                urllib.request.urlopen(url, timeout=5.0) as response,
+                opener.open(url, timeout=5.0) as response,
             ):
                 if response.status == 200:
                     return

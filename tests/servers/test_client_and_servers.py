@@ -112,9 +112,10 @@ def test_startup_timeout_and_early_exit_are_clear_errors(tmp_path):
         wait_healthy(ServerHandle("http://127.0.0.1:9/v1", "m"), 1, "server")
 
 
-def test_start_up_wait_and_circuit_breaker_probe_the_same_paths():
+def test_start_up_wait_and_circuit_breaker_probe_the_same_paths(monkeypatch):
     """Behind a path prefix, both probers ask ``<prefix>/health`` first, then
-    ``<prefix>/v1/models``; a server whose health check is missing is up by its model list."""
+    ``<prefix>/v1/models``; a server whose health check is missing is up by its model list.
+    Both go to the server directly, as requests do, whatever proxy the environment names."""
     import http.server
     import threading
 
@@ -137,6 +138,10 @@ def test_start_up_wait_and_circuit_breaker_probe_the_same_paths():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/proxy/v1/"
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
     try:
         assert probe_paths(base) == ("/proxy/health", "/proxy/v1/models")
         assert probe_paths("https://h/v1") == ("/health", "/v1/models")

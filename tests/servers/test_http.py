@@ -232,3 +232,53 @@ def test_http10_server_without_length() -> None:
         asyncio.run(check())
     finally:
         httpd.shutdown()
+
+
+def test_https_with_a_private_ca_via_ssl_cert_file(tmp_path, monkeypatch):
+    """An ``https`` endpoint signed by a private CA: certificates are checked by default (an
+    unknown issuer is a connect failure, not a silent downgrade), and the standard
+    ``SSL_CERT_FILE`` variable names the CA bundle to trust, as the README says."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl binary to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main() -> tuple[type[Exception] | None, int]:
+        runner = web.AppRunner(_app([]))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"https://127.0.0.1:{port}"
+        try:
+            untrusted = HttpPool(url)
+            refused: type[Exception] | None = None
+            try:
+                await untrusted.request("GET", "/chunked", timeout_s=10)
+            except ConnectFailed as err:
+                refused = type(err)
+            finally:
+                await untrusted.aclose()
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            trusted = HttpPool(url)
+            try:
+                response = await trusted.request("GET", "/chunked", timeout_s=10)
+            finally:
+                await trusted.aclose()
+            assert json.loads(response.body) == BODY
+            return refused, response.status
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) == (ConnectFailed, 200)
