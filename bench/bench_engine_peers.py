@@ -18,7 +18,9 @@ server keeps the first request body), and NeMo-Skills must write one non-empty `
 per context. Rounds are interleaved (each round runs every contender at every setting) and the
 table shows medians: requests/s during generation (server side: first request in to last answer
 out), whole-process wall time, CPU ms per request (user + system of the process and its
-children) and peak RSS. The fake server lives in this file (an ``asyncio.Protocol``, HTTP/1.1
+children), peak RSS, and how long a client takes from an answer to its next request on the same
+kept-alive connection (server side; "-" for a client that opens a connection per request).
+The fake server lives in this file (an ``asyncio.Protocol``, HTTP/1.1
 keep-alive), independent of ``mind_nemo.servers.stub``.
 
     .venv/bin/python bench/bench_engine_peers.py --rounds 3 \\
@@ -75,6 +77,9 @@ class _Stats:
         self.last_out: float | None = None
         self.cpu0 = time.process_time()
         self.connections = 0
+        #: Per kept-alive connection: seconds from sending an answer to the next request on it.
+        self.turnaround_s = 0.0
+        self.turnarounds = 0
         self.first_body: bytes | None = None  # of the first completion request since the reset
 
     def as_json(self) -> bytes:
@@ -85,6 +90,8 @@ class _Stats:
                 "last_out": self.last_out,
                 "server_cpu_s": time.process_time() - self.cpu0,
                 "connections": self.connections,
+                "turnaround_s": self.turnaround_s,
+                "turnarounds": self.turnarounds,
                 "first_messages": _messages(self.first_body),
             }
         ).encode()
@@ -136,6 +143,7 @@ class _Http(asyncio.Protocol):
         self.latency = latency
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.answered_at: float | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -164,8 +172,12 @@ class _Http(asyncio.Protocol):
     def _handle(self, method: str, path: str, close: bool) -> None:
         if method == "POST" and path.endswith("/completions"):
             STATS.count += 1
+            now = time.time()
             if STATS.first_in is None:
-                STATS.first_in = time.time()
+                STATS.first_in = now
+            if self.answered_at is not None:
+                STATS.turnaround_s += now - self.answered_at
+                STATS.turnarounds += 1
             body = _CHAT_BODY if path.endswith("/chat/completions") else _TEXT_BODY
             if self.latency:
                 asyncio.get_running_loop().call_later(self.latency, self._send, body, close, True)
@@ -190,7 +202,7 @@ class _Http(asyncio.Protocol):
         ).replace("\r\n\r\n\r\n", "\r\n\r\n")
         self.transport.write(head.encode() + body)
         if answer:
-            STATS.last_out = time.time()
+            STATS.last_out = self.answered_at = time.time()
         if close:
             self.transport.close()
 
@@ -378,6 +390,10 @@ def _measure(
         "cpu_ms_per_request": (usage.ru_utime + usage.ru_stime) * 1000 / max(n, 1),
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "server_cpu_ms_per_request": stats["server_cpu_s"] * 1000 / max(n, 1),
+        # None for a client that opens a connection per request (no next request on it)
+        "turnaround_ms": stats["turnaround_s"] * 1000 / stats["turnarounds"]
+        if stats["turnarounds"]
+        else None,
         "first_messages": stats["first_messages"],
     }
 
@@ -507,6 +523,15 @@ LABELS = {
 }
 
 
+def _median(values: list[Any]) -> Any:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contexts", type=int, default=2006)
@@ -584,19 +609,20 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\nmedians of {args.rounds} rounds, {args.contexts} requests each; load average now "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
-    header = ("| in flight, latency | contender | req/s during generation | wall s | "
-              "CPU ms/req | peak RSS MB | server CPU ms/req |")  # fmt: skip
+    header = ("| in flight, latency | contender | req/s during generation | wall s | CPU ms/req "
+              "| peak RSS MB | server CPU ms/req | answer to next request ms |")  # fmt: skip
     print(header)
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     table = []
     for (name, in_flight, latency), runs in results.items():
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        med = {k: _median([r[k] for r in runs]) for k in runs[0]}
         table.append({"contender": name, "in_flight": in_flight, "latency_s": latency, **med})
     for row in sorted(table, key=lambda r: (r["in_flight"], r["latency_s"])):
         label = LABELS[row["contender"]]
         print(f"| {row['in_flight']}, {row['latency_s'] * 1000:.0f} ms | {label} "
               f"| {row['rps']:.0f} | {row['wall_s']:.2f} | {row['cpu_ms_per_request']:.2f} "
-              f"| {row['peak_rss_mb']:.0f} | {row['server_cpu_ms_per_request']:.2f} |")  # fmt: skip
+              f"| {row['peak_rss_mb']:.0f} | {row['server_cpu_ms_per_request']:.2f} "
+              f"| {_ms(row['turnaround_ms'])} |")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1))
 
