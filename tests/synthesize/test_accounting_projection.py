@@ -51,3 +51,26 @@ def test_the_default_rate_is_documented_and_checked():
         target_corpus_tokens=1e9, styles=7, cluster_gpus=1, measured_tokens_per_s=0,
         measured_on="-",
     ) is None  # fmt: skip
+
+
+def test_progress_bar_off_is_no_tqdm_and_on_counts_every_answer(capsys):
+    """``progress=false`` makes no tqdm at all (tqdm starts a monitor thread even when
+    disabled); ``progress=true`` shows the answers counted against the total."""
+    import threading
+
+    from mind_nemo.synthesize.accounting import SessionStats
+    from mind_nemo.synthesize.progress import GenerationProgress
+
+    before = {t.name for t in threading.enumerate()}
+    off = GenerationProgress(SessionStats(), 4, enabled=False)
+    off.update()
+    off.close()
+    assert off.bar is None
+    assert "tqdm_monitor" not in {t.name for t in threading.enumerate()} - before
+    stats = SessionStats()
+    stats.started = 0.0
+    on = GenerationProgress(stats, 4, enabled=True)
+    for _ in range(3):
+        on.update()
+    on.close()
+    assert "3/4" in capsys.readouterr().err
