@@ -116,6 +116,7 @@ class CircuitBreaker:
         self._probe: asyncio.Task | None = None
         self._prober: asyncio.Task | None = None
         self._pool: HttpPool | None = None
+        self._closing = False
 
     def _event(self) -> asyncio.Event:
         if self._closed is None:  # created inside the running loop
@@ -183,7 +184,7 @@ class CircuitBreaker:
 
     async def _probe_until_reachable(self) -> None:
         attempt = 0
-        while self.is_open:
+        while self.is_open and not self._closing:
             attempt += 1
             ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt - 1, 30))
             await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
@@ -192,6 +193,7 @@ class CircuitBreaker:
                 return
 
     async def aclose(self) -> None:
+        self._closing = True  # a prober that misses its cancellation still stops
         for task in (self._probe, self._prober):
             if task is not None and not task.done():
                 task.cancel()

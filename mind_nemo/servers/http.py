@@ -24,6 +24,7 @@ import asyncio
 import ssl
 import zlib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -291,17 +292,27 @@ class HttpPool:
             self._open.discard(connection)
         loop = asyncio.get_running_loop()
         timeout = min(self.connect_timeout_s, max(0.0, deadline - loop.time()))
+        connect = asyncio.ensure_future(
+            loop.create_connection(
+                _Connection, self.host, self.port, ssl=self.ssl,
+                server_hostname=self.host if self.ssl else None,
+            )
+        )  # fmt: skip
+        # Not asyncio.wait_for: on Python 3.10-3.11 it can swallow a cancellation that arrives
+        # as the connect finishes (a refused port finishes at once), and a cancelled prober
+        # then kept probing a dead server forever. asyncio.wait never swallows one.
         try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self.ssl,
-                    server_hostname=self.host if self.ssl else None,
-                ),
-                timeout,
-            )  # fmt: skip
-        except (OSError, TimeoutError, ssl.SSLError) as err:
-            detail = str(err) or f"no connection within {timeout:.1f}s"
-            raise ConnectFailed(f"{type(err).__name__}: {detail}") from None
+            done, _ = await asyncio.wait({connect}, timeout=timeout)
+        except asyncio.CancelledError:
+            _discard(connect)
+            raise
+        if not done:
+            _discard(connect)
+            raise ConnectFailed(f"TimeoutError: no connection within {timeout:.1f}s")
+        try:
+            _, connection = connect.result()
+        except (OSError, ssl.SSLError) as err:
+            raise ConnectFailed(f"{type(err).__name__}: {err}") from None
         self._open.add(connection)
         return connection
 
@@ -311,6 +322,15 @@ class HttpPool:
         self._open.clear()
         self._idle.clear()
         await asyncio.sleep(0)  # let the transports run their close callbacks
+
+
+def _discard(connect: asyncio.Future[Any]) -> None:
+    """Stop a connect we no longer wait for; close its connection if it was made after all."""
+    if not connect.done():
+        connect.cancel()
+    elif not connect.cancelled() and connect.exception() is None:
+        transport, _ = connect.result()
+        transport.close()
 
 
 def _expire(waiter: asyncio.Future[Response]) -> None:
