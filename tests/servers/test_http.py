@@ -10,6 +10,7 @@ import gzip
 import http.server
 import json
 import socket
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -282,3 +283,35 @@ def test_https_with_a_private_ca_via_ssl_cert_file(tmp_path, monkeypatch):
             await runner.cleanup()
 
     assert asyncio.run(main()) == (ConnectFailed, 200)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is Python 3.11+")
+def test_a_cancelled_connect_is_never_swallowed():
+    """Cancelling a request while its connect to a refused port finishes must cancel it: the
+    circuit breaker's prober is stopped this way, and a swallowed cancellation (as
+    ``asyncio.wait_for`` can on Python 3.10-3.11) kept it probing a dead server forever."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connecting is refused at once
+
+    async def main() -> tuple[int, int]:
+        pool = HttpPool(f"http://127.0.0.1:{port}")
+        cancelled = swallowed = 0
+        for i in range(300):
+            task = asyncio.ensure_future(pool.request("GET", "/health", timeout_s=5))
+            for _ in range(i % 6):  # cancel at a different step of the connect each time
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+                swallowed += 1
+            except asyncio.CancelledError:
+                cancelled += 1
+            except ConnectFailed:  # fine if it failed before the cancel came; not if after
+                swallowed += task.cancelling() > 0
+        await pool.aclose()
+        return cancelled, swallowed
+
+    cancelled, swallowed = asyncio.run(main())
+    assert swallowed == 0
+    assert cancelled > 0
