@@ -13,9 +13,11 @@ mistakes there.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -136,3 +138,21 @@ def run_hydra_main(config_name: str, hydra_main: Callable[[], Any]) -> None:
         sys.exit(2)
     sys.argv[1:] = args
     app.run(config_name, cfg)
+
+
+def exit_without_teardown(status: int = 0) -> NoReturn:
+    """End the process at once, skipping the interpreter's teardown.
+
+    At exit Python frees every module and object one by one. For the synthesize stage (a
+    tokenizer, numpy, the last batch of encodings) that took 0.04-0.17 CPU-s, several per cent
+    of a 2,000-request run, and every shard of a cluster run pays it. Call this only once the
+    stage has closed everything it wrote (its files are synced and renamed by then): it flushes
+    stdout, stderr and the logging handlers (Hydra's job log), and runs no ``atexit`` hooks.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what Python's own exit reports too
+            status = status or 120
+    logging.shutdown()
+    os._exit(status)

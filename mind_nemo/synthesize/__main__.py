@@ -2,7 +2,7 @@
 
 import sys
 
-from mind_nemo.core.cli import run_hydra_main
+from mind_nemo.core.cli import exit_without_teardown, run_hydra_main
 from mind_nemo.core.errors import exit_on_user_error
 from mind_nemo.core.run_folder import check_folder_argument
 from mind_nemo.synthesize.stage import main
@@ -12,3 +12,4 @@ if __name__ == "__main__":
     # a file must be refused first, in one line.
     exit_on_user_error(check_folder_argument)(sys.argv[1:], "output_dir")
     run_hydra_main("synthesize", main)
+    exit_without_teardown()  # the run is closed and on disk: skip freeing it object by object

@@ -1,16 +1,17 @@
-"""Boundary ranks of a document tokenised in one call, in a few numpy passes.
+"""Boundary ranks of documents each tokenised in one call, in a few numpy passes per batch.
 
 :mod:`mind_nemo.synthesize.chunking` ranks every token boundary (how good a place to cut it
-is) before choosing cuts. For a document tokenised in one call this module does it
-vectorised over the characters and the offsets, giving the same ranks as the streaming
-per-token loop there (the tests compare the two). It lives apart so that numpy is imported
-only when some document needs cutting: a run on pre-cut contexts never needs it.
+is) before choosing cuts. For documents each tokenised in one call this module does it
+vectorised over the characters and the offsets of a whole batch of them, giving the same ranks
+as the streaming per-token loop there (the tests compare the two). It lives apart so that numpy
+is imported only when some document needs cutting: a run on pre-cut contexts never needs it.
 """
 
 from __future__ import annotations
 
 import itertools
 from array import array
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -55,9 +56,10 @@ def _sentence_end_before(classes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return result
 
 
-def _clean_ranks(text: str, positions: np.ndarray) -> np.ndarray:
+def _clean_ranks(text: str, positions: np.ndarray, maths: list[tuple[int, int]]) -> np.ndarray:
     """The rank :class:`_Ranker` gives a clean boundary at each of ``positions``, in a few
-    numpy passes over the characters instead of a Python loop over the tokens."""
+    numpy passes over the characters instead of a Python loop over the tokens (``maths``: the
+    display-math spans of ``text``)."""
     ranks = np.full(len(positions), RANK_TOKEN, dtype=np.uint8)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     classes = _CLASSES[np.minimum(codes, _CLASS_LIMIT)]
@@ -72,7 +74,6 @@ def _clean_ranks(text: str, positions: np.ndarray) -> np.ndarray:
     cr_count = np.concatenate(([0], np.cumsum(codes == 13)))
     newlines = newline_count[run_ends] - newline_count[run_starts]
     has_cr = cr_count[run_ends] > cr_count[run_starts]
-    maths = _display_math_spans(text)
     sentence = _sentence_end_before(classes, run_starts)
     if maths:
         sentence |= np.isin(run_starts, np.array([end for _, end in maths]))
@@ -91,29 +92,82 @@ def _clean_ranks(text: str, positions: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def tokenise_encoded(text: str, offsets: list[tuple[int, int]]) -> _Tokenised:
-    """:func:`_tokenise` for a text tokenised in one call, vectorised (same boundaries and
-    ranks; see that function for what they mean)."""
-    length, n = len(text), len(offsets)
-    if n == 0:
-        return _no_tokens(length)
-    flat = itertools.chain.from_iterable(offsets)  # faster than np.array on tuples
-    offs = np.fromiter(flat, dtype=np.int64, count=2 * n).reshape(n, 2)
-    starts, ends = offs[:, 0], offs[:, 1]
-    pos = np.empty(n + 1, dtype=np.int64)
-    pos[0], pos[n] = 0, length
-    if n > 1:
-        pos[1:n] = np.minimum(np.maximum.accumulate(starts[1:]), length)
+def tokenise_encoded(
+    texts: Sequence[str], offsets: Sequence[list[tuple[int, int]]]
+) -> list[_Tokenised]:
+    """:func:`_tokenise` for texts each tokenised in one call, vectorised over the whole batch
+    (same boundaries and ranks; see that function for what they mean).
+
+    The texts are ranked as one string, joined by a NUL (a character of no class, so no
+    whitespace run, sentence end or closer crosses from one text into the next), so the numpy
+    passes run once per batch rather than once per text: per call, their fixed cost was most
+    of the ranking time for texts of a few thousand characters.
+    """
+    out: list[_Tokenised | None] = [None] * len(texts)
+    todo = [i for i, o in enumerate(offsets) if len(o)]
+    for i in range(len(texts)):
+        if not len(offsets[i]):
+            out[i] = _no_tokens(len(texts[i]))
+    if not todo:
+        return out  # type: ignore[return-value]
+    lengths = np.array([len(texts[i]) for i in todo], dtype=np.int64)
+    counts = np.array([len(offsets[i]) for i in todo], dtype=np.int64)
+    bases = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))  # each text, then one NUL
+    total = int(counts.sum())
+    flat = itertools.chain.from_iterable(itertools.chain.from_iterable(offsets[i] for i in todo))
+    offs = np.fromiter(flat, dtype=np.int64, count=2 * total).reshape(total, 2)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # each text's first token
+    doc_of_token = np.repeat(np.arange(len(todo)), counts)
+    shift = bases[doc_of_token]
+    starts, ends = offs[:, 0] + shift, offs[:, 1] + shift
+    # Boundary before each token: its start, never moving backwards; a text's first is at 0.
+    starts_fixed = starts.copy()
+    starts_fixed[first] = bases
+    ends_of_text = bases + lengths
+    token_pos = np.minimum(np.maximum.accumulate(starts_fixed), ends_of_text[doc_of_token])
+    # Clean: the token starts at or after the end of every earlier token of its text.
     furthest = np.concatenate(([0], np.maximum.accumulate(ends)[:-1]))
-    ranked = np.append(starts >= furthest, True)
-    ranked[0] = True
-    ranks = np.full(n + 1, RANK_UNCLEAN, dtype=np.uint8)
-    ranks[ranked] = _clean_ranks(text, pos[ranked])
-    by_rank = []
-    for rank in range(NUM_RANKS):
-        indices = array("i")
-        indices.frombytes(np.flatnonzero(ranks == rank).astype(np.int32).tobytes())
-        by_rank.append(indices)
-    char_pos = array("q")
-    char_pos.frombytes(pos.tobytes())
-    return _Tokenised(n, char_pos, bytearray(ranks.tobytes()), by_rank)
+    token_clean = starts >= furthest
+    token_clean[first] = True
+    # Boundaries: a text's tokens, then its end; block ``k`` starts at first[k] + k.
+    size = total + len(todo)
+    token_slot = np.arange(total) + doc_of_token
+    end_slot = first + counts + np.arange(len(todo))
+    pos = np.empty(size, dtype=np.int64)
+    pos[token_slot], pos[end_slot] = token_pos, ends_of_text
+    clean = np.ones(size, dtype=bool)
+    clean[token_slot] = token_clean
+    maths = [
+        (int(base) + a, int(base) + b)
+        for base, i in zip(bases, todo, strict=True)
+        for a, b in _display_math_spans(texts[i])
+    ]
+    ranks = np.full(size, RANK_UNCLEAN, dtype=np.uint8)
+    ranks[clean] = _clean_ranks("\x00".join(texts[i] for i in todo), pos[clean], maths)
+    for i, tokenised in zip(todo, _per_text(ranks, pos, bases, counts), strict=True):
+        out[i] = tokenised
+    return out  # type: ignore[return-value]
+
+
+def _per_text(
+    ranks: np.ndarray, pos: np.ndarray, bases: np.ndarray, counts: np.ndarray
+) -> Iterator[_Tokenised]:
+    """Cut the batch's boundary arrays (text ``k`` holds ``counts[k] + 1`` boundaries, its
+    characters start at ``bases[k]`` in the joined string) back into one result per text."""
+    block_ends = np.cumsum(counts + 1)
+    block_starts = block_ends - (counts + 1)
+    local_pos = pos - np.repeat(bases, counts + 1)
+    by_rank_all = [np.flatnonzero(ranks == rank).astype(np.int32) for rank in range(NUM_RANKS)]
+    bounds = [
+        (np.searchsorted(g, block_starts), np.searchsorted(g, block_ends)) for g in by_rank_all
+    ]
+    for k in range(len(counts)):
+        a, b = int(block_starts[k]), int(block_ends[k])
+        by_rank = []
+        for everywhere, (lows, highs) in zip(by_rank_all, bounds, strict=True):
+            indices = array("i")
+            indices.frombytes((everywhere[lows[k] : highs[k]] - a).tobytes())
+            by_rank.append(indices)
+        char_pos = array("q")
+        char_pos.frombytes(local_pos[a:b].tobytes())
+        yield _Tokenised(int(counts[k]), char_pos, bytearray(ranks[a:b].tobytes()), by_rank)

@@ -29,10 +29,10 @@ piece) the piece is cut anyway and a token or two at that point may differ. Docu
 (:mod:`mind_nemo.core.tokenizer`; a transformers tokenizer is unwrapped to its backend), many
 documents per call (:meth:`Chunker.split_batch`, which runs in the synthesize stage's producer
 thread while the Rust side releases the GIL). A document that fits in one context needs no
-boundary ranks at all; the others are ranked with a few numpy passes over the characters and
-tokens (:mod:`mind_nemo.synthesize.boundary_ranks`, imported only then, so a run on
-pre-cut contexts never loads numpy), the same ranks the streaming per-token loop gives (that loop
-is kept for documents tokenised in pieces, and the tests compare the two).
+boundary ranks at all; the others of one batch are ranked together, with a few numpy passes
+over their characters and tokens (:mod:`mind_nemo.synthesize.boundary_ranks`, imported only
+then, so a run on pre-cut contexts never loads numpy), the same ranks the streaming per-token
+loop gives (that loop is kept for documents tokenised in pieces, and the tests compare the two).
 
 **Display math** (``$$..$$``, ``\\[..\\]``, equation environments) is paired in one linear pass.
 An unmatched delimiter must not turn the prose after it into "math" (that would forbid the
@@ -380,8 +380,9 @@ class Chunker:
         return self.split_batch([document])[0]
 
     def split_batch(self, documents: Sequence[Document]) -> list[list[Context]]:
-        """Split many documents with one tokenizer call for all those that fit in one piece
-        (the contexts are those of splitting each alone)."""
+        """Split many documents with one tokenizer call for all those that fit in one piece,
+        and one ranking pass for all of those longer than a context (the contexts are those
+        of splitting each alone)."""
         whole = [
             i
             for i, doc in enumerate(documents)
@@ -391,23 +392,26 @@ class Chunker:
         if whole:
             batch = self._encode([documents[i].text for i in whole])
             encodings = dict(zip(whole, batch, strict=True))
+        fits = {i for i, e in encodings.items() if 0 < len(e) <= self.cfg.context_tokens}
+        ranked: dict[int, _Tokenised] = {}
+        if to_rank := [i for i in encodings if i not in fits]:
+            from mind_nemo.synthesize.boundary_ranks import tokenise_encoded  # numpy: only here
+
+            texts = [documents[i].text for i in to_rank]
+            ranks = tokenise_encoded(texts, [encodings[i].offsets for i in to_rank])
+            ranked = dict(zip(to_rank, ranks, strict=True))
         out: list[list[Context]] = []
         for i, document in enumerate(documents):
             if not document.text.strip():
                 out.append([])
-            elif i in encodings:
-                out.append(self._split_encoded(document, encodings[i]))
+            elif i in fits:  # no boundary to choose
+                n, length = len(encodings[i]), len(document.text)
+                out.append([Context(document.id, 0, document.text, 0, n, 0, length)])
+            elif i in ranked:
+                out.append(self._split(document, ranked[i]))
             else:  # a huge page: tokenised in pieces, streaming
                 out.append(self._split(document, _tokenise(document.text, self.tokenizer)))
         return out
-
-    def _split_encoded(self, document: Document, encoding: Encoding) -> list[Context]:
-        n, length = len(encoding), len(document.text)
-        if 0 < n <= self.cfg.context_tokens:  # fits: no boundary to choose
-            return [Context(document.id, 0, document.text, 0, n, 0, length)]
-        from mind_nemo.synthesize.boundary_ranks import tokenise_encoded  # numpy: only here
-
-        return self._split(document, tokenise_encoded(document.text, encoding.offsets))
 
     def _split(self, document: Document, tok: _Tokenised) -> list[Context]:
         spans = self._token_spans(tok)
@@ -490,6 +494,6 @@ def split_into_contexts(document: Document, tokenizer: Any, cfg: ChunkConfig) ->
 def split_fingerprint(tokenizer: Any, cfg: ChunkConfig) -> str:
     """Names the way documents are split (settings and tokenizer): two splits with the same
     fingerprint give the same contexts, so a document's noted context count stays valid."""
-    backend = as_fast(tokenizer).backend.to_str()
     settings = json.dumps(vars(cfg), sort_keys=True)
-    return text_hash(f"{CHUNKER_VERSION}\x00{settings}\x00{backend}")
+    digest = as_fast(tokenizer).definition_digest
+    return text_hash(f"{CHUNKER_VERSION}\x00{settings}\x00{digest}")

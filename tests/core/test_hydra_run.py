@@ -66,3 +66,25 @@ def test_plus_on_an_existing_key_still_sets_it(tmp_path, monkeypatch):
     SEEN.clear()
     run_hydra_main("synthesize", fake_stage)
     assert SEEN[0]["cfg"].limit == 3
+
+
+def test_exit_without_teardown_flushes_output_and_logs_and_skips_atexit(tmp_path):
+    """The synthesize stage ends with :func:`exit_without_teardown`: buffered stdout and a
+    log file handler must reach their files, the status must be kept, and no atexit hook (the
+    teardown it skips) runs."""
+    import subprocess
+
+    log = tmp_path / "job.log"
+    script = (
+        "import atexit, logging, sys\n"
+        "from mind_nemo.core.cli import exit_without_teardown\n"
+        f"logging.basicConfig(filename={str(log)!r}, level=logging.INFO)\n"
+        "logging.getLogger('x').info('logged line')\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "sys.stdout.write('no newline, still buffered')\n"
+        "exit_without_teardown(3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == "no newline, still buffered"
+    assert "logged line" in log.read_text()

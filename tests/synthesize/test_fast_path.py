@@ -76,19 +76,54 @@ def test_chat_template_renders_like_transformers(fast, embedded_tokenizer, style
     assert ours == theirs and str(ours).endswith("Student A:")
 
 
+def _same_tokenisation(quick: chunking._Tokenised, slow: chunking._Tokenised) -> None:
+    assert quick.num_tokens == slow.num_tokens
+    assert list(quick.char_pos) == list(slow.char_pos)
+    assert list(quick.ranks) == list(slow.ranks)
+    assert [list(r) for r in quick.by_rank] == [list(r) for r in slow.by_rank]
+
+
+def _edge_texts() -> list[str]:
+    """Texts whose ranks depend on what is at their very ends: whitespace or a sentence end
+    that, in a batch ranked as one string, would touch the next or the previous text."""
+    return [
+        "  \n\nStarts with a blank line.", "Ends with a full stop.", "\n\n  starts blank again",
+        "ends in space  ", "  \r\n", "$$ a = b", "$$ closes the one before? no.", "\u00e9" * 3,
+        "Quote: \"yes.\"", " x", "math $$x$$ then prose.\n\nNew paragraph.", "end.\n",
+    ]  # fmt: skip
+
+
 def test_vectorised_ranks_match_the_streaming_loop(fast):
-    for text in [*_sample_texts(), *_awkward_texts()]:
-        slow = chunking._tokenise(text, fast)
-        quick = boundary_ranks.tokenise_encoded(text, fast.encode(text).offsets)
-        assert quick.num_tokens == slow.num_tokens
-        assert list(quick.char_pos) == list(slow.char_pos)
-        assert list(quick.ranks) == list(slow.ranks)
-        assert [list(r) for r in quick.by_rank] == [list(r) for r in slow.by_rank]
+    texts = [*_sample_texts(), *_awkward_texts(), *_edge_texts()]
+    for text in texts:  # each alone
+        [quick] = boundary_ranks.tokenise_encoded([text], [fast.encode(text).offsets])
+        _same_tokenisation(quick, chunking._tokenise(text, fast))
+    # Ranked as one batch, in two orders: no text's ranks depend on its neighbours.
+    for order in (texts, texts[::-1]):
+        batch = boundary_ranks.tokenise_encoded(order, [fast.encode(t).offsets for t in order])
+        for text, quick in zip(order, batch, strict=True):
+            _same_tokenisation(quick, chunking._tokenise(text, fast))
+
+
+def test_vectorised_ranks_of_a_text_without_tokens_and_overlapping_offsets():
+    """Offsets a byte-level tokenizer gives for one character split over two tokens (they
+    overlap), and a text the tokenizer gives no tokens for, among others in one batch."""
+    texts = ["ab cd", "", "\U0001f600 x", "ok."]
+    offsets = [[(0, 2), (2, 5)], [], [(0, 1), (0, 1), (1, 3)], [(0, 2), (2, 3)]]
+    batch = boundary_ranks.tokenise_encoded(texts, offsets)
+    assert batch[1] == chunking._no_tokens(0)
+    emoji = batch[2]
+    assert list(emoji.char_pos) == [0, 0, 1, 3]
+    assert emoji.ranks[1] == chunking.RANK_UNCLEAN  # inside the split character
+    assert emoji.ranks[2] == chunking.RANK_SPACE
+    assert list(batch[0].char_pos) == [0, 2, 5] and list(batch[3].char_pos) == [0, 2, 3]
+    assert batch[0].ranks[1] == chunking.RANK_SPACE and batch[3].ranks[1] == chunking.RANK_TOKEN
 
 
 def test_batch_split_equals_one_by_one_and_fits_skip_ranking(fast, monkeypatch):
     cfg = ChunkConfig(context_tokens=120, min_tokens=20)
     docs = [Document(f"d{i}", t) for i, t in enumerate([*_sample_texts(), *_awkward_texts()])]
+    docs += [Document(f"e{i}", t) for i, t in enumerate(_edge_texts())]
     docs.append(Document("blank", " \n "))
     chunker = Chunker(fast, cfg)
     batch = chunker.split_batch(docs)
@@ -195,6 +230,34 @@ def test_other_split_fingerprint_means_tokenise_again(fast):
     )  # fmt: skip
     assert [u for u in planner.units(docs) if u.items] == []
     assert [i for c in calls for i in c] == [d.id for d in docs]
+
+
+def test_split_fingerprint_names_the_tokenizer_file_and_the_settings(fast, tmp_path):
+    """Loaded from a folder, the tokenizer's digest is its file's (no re-serialising); the
+    fingerprint changes with the file and with the chunking settings, not between loads."""
+    import hashlib
+    import shutil
+
+    from mind_nemo.core.tokenizer import TOKENIZER_FILE, load_from_folder
+    from mind_nemo.servers.embedded_model import embedded_tokenizer_folder
+
+    folder = embedded_tokenizer_folder()
+    data = (folder / TOKENIZER_FILE).read_bytes()
+    assert fast.definition_digest == hashlib.sha1(data).hexdigest()
+    cfg = ChunkConfig()
+    fingerprint = chunking.split_fingerprint(fast, cfg)
+    assert chunking.split_fingerprint(load_fast_tokenizer("embedded"), cfg) == fingerprint
+    assert chunking.split_fingerprint(fast, ChunkConfig(context_tokens=400)) != fingerprint
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    definition = json.loads(data)
+    definition["model"]["vocab"]["zzzz-new-token"] = len(definition["model"]["vocab"])
+    (other / TOKENIZER_FILE).write_text(json.dumps(definition))
+    assert chunking.split_fingerprint(load_from_folder(other), cfg) != fingerprint
+    # In memory only (no file): the digest of the serialised definition.
+    bare = FastTokenizer(fast.backend)
+    want = hashlib.sha1(fast.backend.to_str().encode("utf-8")).hexdigest()
+    assert bare.definition_digest == want
 
 
 # -- the planning thread -----------------------------------------------------------------------
