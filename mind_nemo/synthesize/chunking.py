@@ -44,6 +44,8 @@ dropped and the next delimiter is considered afresh.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import json
 import math
 import re
@@ -323,6 +325,27 @@ def _tokenise(text: str, tokenizer: Any) -> _Tokenised:
     return _Tokenised(index, char_pos, ranks, by_rank)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a moment.
+
+    A batch's offsets come from the tokenizer as one tuple per token, hundreds of thousands of
+    them, alive only until numpy has copied them. Each 700 new tuples would start a collection
+    and some of those a full one over every object of the process: on the bench's documents
+    that was 0.17 CPU-s of collections in a 2,006-request run, against 0.04 s from pre-cut
+    contexts. Tuples of ints hold no cycles, so nothing is left for the collector to find. The
+    switch is process-wide; it is off for a few milliseconds per batch, and the loop's garbage
+    is collected as soon as it is back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _latest(indices: Sequence[int], lo: int, hi: int) -> int | None:
     """The largest value of the sorted sequence ``indices`` within ``[lo, hi]``, if any."""
     k = bisect.bisect_right(indices, hi) - 1
@@ -398,7 +421,8 @@ class Chunker:
             from mind_nemo.synthesize.boundary_ranks import tokenise_encoded  # numpy: only here
 
             texts = [documents[i].text for i in to_rank]
-            ranks = tokenise_encoded(texts, [encodings[i].offsets for i in to_rank])
+            with _collector_paused():  # a tuple per token, freed right after
+                ranks = tokenise_encoded(texts, [encodings[i].offsets for i in to_rank])
             ranked = dict(zip(to_rank, ranks, strict=True))
         out: list[list[Context]] = []
         for i, document in enumerate(documents):

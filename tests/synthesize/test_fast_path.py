@@ -137,6 +137,40 @@ def test_batch_split_equals_one_by_one_and_fits_skip_ranking(fast, monkeypatch):
     assert context.num_tokens == len(fast.encode(short.text))
 
 
+def test_offsets_are_read_with_the_collector_off_and_its_state_restored(fast, monkeypatch):
+    """A batch's offsets are a tuple per token: read with the cyclic collector off (it would
+    run a collection per 700 tuples), then the collector is as it was, even after an error."""
+    import gc
+
+    real = boundary_ranks.tokenise_encoded
+    seen: list[bool] = []
+
+    def watching(texts, offsets):
+        seen.append(gc.isenabled())
+        return real(texts, offsets)
+
+    monkeypatch.setattr(boundary_ranks, "tokenise_encoded", watching)
+    chunker = Chunker(fast, ChunkConfig(context_tokens=60, min_tokens=10))
+    docs = [Document(f"d{i}", t) for i, t in enumerate(_sample_texts()[:3])]
+    assert gc.isenabled()
+    chunker.split_batch(docs)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        chunker.split_batch(docs)
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()
+
+    def failing(texts, offsets):
+        raise RuntimeError("ranking failed")
+
+    monkeypatch.setattr(boundary_ranks, "tokenise_encoded", failing)
+    with pytest.raises(RuntimeError, match="ranking failed"):
+        chunker.split_batch(docs)
+    assert gc.isenabled()
+
+
 def test_transformers_tokenizer_is_unwrapped_to_its_backend(embedded_tokenizer):
     wrapped = as_fast(embedded_tokenizer)
     assert wrapped.backend is embedded_tokenizer.backend_tokenizer
