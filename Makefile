@@ -37,9 +37,9 @@ lint: install
 	$(PY) -m mypy
 
 # Lint, then the whole test suite (slow tests included; they are marked, not skipped). The
-# package is compiled first, as a wheel install compiles it: the tests start hundreds of
+# package is compiled first, as a wheel install compiles it: the tests start many
 # `python -m mind_nemo.<stage>` processes, and where PYTHONDONTWRITEBYTECODE is set each would
-# compile every module it imports again (about 50 ms each).
+# compile every module it imports again (about 50 ms of CPU for the synthesize stage).
 test: lint
 	$(PY) -m compileall -q mind_nemo
 	$(PY) -m pytest $(PYTEST_ARGS)
