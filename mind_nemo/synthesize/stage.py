@@ -413,11 +413,24 @@ def run_synthesize(raw_cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
+#: Thread pools of libraries this process loads, off unless the user set them. The planner
+#: spreads its batch encode over threads itself (see ``_encode_threads``), and the tokenizer's
+#: own pool would spin beside the event loop. numpy, loaded for the boundary ranking, starts
+#: OpenBLAS with a thread per core that spins for a while though we never call BLAS: importing
+#: numpy took 0.20-0.47 CPU-s that way and 0.10-0.13 s with one thread (10 runs each, 2 cores).
+THREAD_DEFAULTS = {"TOKENIZERS_PARALLELISM": "false", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def set_thread_defaults() -> None:
+    """Apply :data:`THREAD_DEFAULTS` where the environment says nothing (before any import of
+    those libraries; they read it once, when loaded)."""
+    for name, value in THREAD_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="synthesize")
 def main(cfg: DictConfig) -> None:
-    # The planner spreads its batch encode over threads itself (see _encode_threads), so the
-    # tokenizer's own thread pool stays off: its idle threads spin beside the event loop.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_thread_defaults()
     run_synthesize(cfg)
 
 

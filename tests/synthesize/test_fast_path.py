@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -169,6 +170,27 @@ def test_offsets_are_read_with_the_collector_off_and_its_state_restored(fast, mo
     with pytest.raises(RuntimeError, match="ranking failed"):
         chunker.split_batch(docs)
     assert gc.isenabled()
+
+
+def test_library_thread_pools_default_off_but_a_users_setting_stands(monkeypatch):
+    from mind_nemo.synthesize import stage
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    stage.set_thread_defaults()
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    stage.set_thread_defaults()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_numpy_is_not_loaded_before_the_stage_sets_its_thread_defaults():
+    """OpenBLAS reads its thread count once, when numpy loads: importing the stage's entry
+    point (everything before ``main`` runs) must not load numpy."""
+    code = "import sys, mind_nemo.synthesize.__main__; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_transformers_tokenizer_is_unwrapped_to_its_backend(embedded_tokenizer):
