@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mind_nemo.core.errors import UserError
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.machine import usable_cores
 from mind_nemo.core.run_folder import RunFolder, make_folder, resolve_shard, shard_name, step_locks
 from mind_nemo.mix.blend import assign_groups, plan_mix, split_values, write_blend
 from mind_nemo.mix.config import MixConfig, source_configs
@@ -46,7 +47,7 @@ def default_workers() -> int:
     """CPUs this process may use (SLURM's allocation when inside a job)."""
     if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return int(os.environ["SLURM_CPUS_PER_TASK"])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 def check_settings(cfg: MixConfig) -> None:

@@ -103,13 +103,9 @@ def tokenise_encoded(
     passes run once per batch rather than once per text: per call, their fixed cost was most
     of the ranking time for texts of a few thousand characters.
     """
-    out: list[_Tokenised | None] = [None] * len(texts)
     todo = [i for i, o in enumerate(offsets) if len(o)]
-    for i in range(len(texts)):
-        if not len(offsets[i]):
-            out[i] = _no_tokens(len(texts[i]))
     if not todo:
-        return out  # type: ignore[return-value]
+        return [_no_tokens(len(text)) for text in texts]
     lengths = np.array([len(texts[i]) for i in todo], dtype=np.int64)
     counts = np.array([len(offsets[i]) for i in todo], dtype=np.int64)
     bases = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))  # each text, then one NUL
@@ -144,9 +140,9 @@ def tokenise_encoded(
     ]
     ranks = np.full(size, RANK_UNCLEAN, dtype=np.uint8)
     ranks[clean] = _clean_ranks("\x00".join(texts[i] for i in todo), pos[clean], maths)
-    for i, tokenised in zip(todo, _per_text(ranks, pos, bases, counts), strict=True):
-        out[i] = tokenised
-    return out  # type: ignore[return-value]
+    ranked = _per_text(ranks, pos, bases, counts)  # one per text with tokens, in order
+    pairs = zip(texts, offsets, strict=True)
+    return [next(ranked) if len(o) else _no_tokens(len(t)) for t, o in pairs]
 
 
 def _per_text(

@@ -25,6 +25,7 @@ from mind_nemo.core.config import typed_config
 from mind_nemo.core.corpus import CorpusReader
 from mind_nemo.core.errors import UserError, exit_on_user_error
 from mind_nemo.core.jsonl import write_atomic, write_json_atomic
+from mind_nemo.core.machine import usable_cores
 from mind_nemo.core.records import Conversation
 from mind_nemo.core.run_folder import RunFolder, check_folder_path, resolve_shard, take_lock
 from mind_nemo.core.styles import CONVERSATION_STYLES
@@ -137,6 +138,7 @@ class SynthesizeRun:
         self.sampling = sampling_for(cfg)
         #: Set while generating; the planner's encode asks it how busy the loop is.
         self.prefetcher: Prefetcher | None = None
+        self.cores = usable_cores()
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -230,7 +232,7 @@ class SynthesizeRun:
         keeps a core: on 2 cores, encoding on both all the time took the loop 2.7-2.9 ms
         instead of 1.3 ms from an answer to the next request, against a 50 ms server)."""
         prefetcher = self.prefetcher
-        return usable_cores() if prefetcher is not None and prefetcher.starving else 1
+        return self.cores if prefetcher is not None and prefetcher.starving else 1
 
     def _record_plan(self, chunk: list[PlanUnit]) -> None:
         """Append a chunk's document notes and contexts to their files, in the planner thread
@@ -432,11 +434,3 @@ def set_thread_defaults() -> None:
 def main(cfg: DictConfig) -> None:
     set_thread_defaults()
     run_synthesize(cfg)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which SLURM and taskset set)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
